@@ -1,0 +1,101 @@
+"""Self-attention and Multi-Head Group Attention.
+
+Both scale the logits by dim**-0.5 (the whole embedding width, not the head width), as the
+reference does. The fused path uses `F.scaled_dot_product_attention`; pruning only needs the
+pre-softmax logits of a few query rows, which are computed separately (`row_logits`). The plain
+path (`fused=False`) spells the same maths out and is what tests compare the fused path with.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _attend(q, k, v, scale: float, fused: bool) -> torch.Tensor:
+    """q [*, Lq, d], k/v [*, Lk, d] -> [*, Lq, d]."""
+    if fused:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    attn = (q @ k.transpose(-2, -1)) * scale
+    return attn.softmax(dim=-1) @ v
+
+
+def row_logits(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """Pre-softmax logits of the given query rows against the given keys, in float32.
+
+    q [*, R, d], k [*, N, d] -> [*, R, N]. Token selection is done in float32 even under
+    autocast so that low-precision rounding does not flip near-tied choices.
+    """
+    return (q.float() @ k.float().transpose(-2, -1)) * scale
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over [B, N, C]; qkv without bias, output projection with bias."""
+
+    def __init__(self, dim: int, heads: int, fused: bool = True):
+        super().__init__()
+        self.heads = heads
+        self.scale = dim ** -0.5
+        self.fused = fused
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def _split_heads(self, x: torch.Tensor):
+        """[..., N, C] -> q, k, v each [..., H, N, C/H] (heads are the outer factor of C)."""
+        *lead, n, c = x.shape
+        qkv = self.qkv(x).view(*lead, n, 3, self.heads, c // self.heads)
+        qkv = qkv.movedim(-3, 0).transpose(-3, -2)  # [3, ..., H, N, d]
+        return qkv[0], qkv[1], qkv[2]
+
+    def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        """[..., H, N, d] -> [..., N, C] through the output projection."""
+        out = out.transpose(-3, -2)
+        return self.proj(out.reshape(*out.shape[:-2], -1))
+
+    def forward(self, x: torch.Tensor, score_rows: int = 0):
+        """x [B, N, C] -> (out [B, N, C], logits [B, H, R, N-R] or None).
+
+        score_rows R > 0 also returns the scaled logits of the first R query rows against the
+        remaining N-R keys (the image tokens), which drive token pruning.
+        """
+        q, k, v = self._split_heads(x)
+        out = self._merge_heads(_attend(q, k, v, self.scale, self.fused))
+        logits = row_logits(q[..., :score_rows, :], k[..., score_rows:, :], self.scale) if score_rows else None
+        return out, logits
+
+
+class GroupAttention(Attention):
+    """Multi-Head Group Attention over G groups, [B, G, T, C] with T = S sparse + the rest.
+
+    Queries are each group's own tokens. Keys/values are the sparse keypoint tokens of *all*
+    groups followed by the group's own non-sparse tokens, so keypoints talk across groups while
+    image tokens stay inside their group. The first sparse token of group 0 is a placeholder
+    copy (the reference masks it as a key and nothing reads its output), so it is simply left
+    out of the keys: no mask is needed and the fused kernel applies.
+    """
+
+    def __init__(self, dim: int, heads: int, num_sparse: int = 6, fused: bool = True):
+        super().__init__(dim, heads, fused)
+        self.num_sparse = num_sparse
+
+    def forward(self, x: torch.Tensor, score_rows: int = 0):
+        """x [B, G, T, C] -> (out [B, G, T, C], logits [B, G, H, R, T-S] or None).
+
+        logits: rows 0..R-1 of each group against that group's own non-sparse keys.
+        """
+        b, g, t, c = x.shape
+        s = self.num_sparse
+        q, k, v = self._split_heads(x)                                   # [B, G, H, T, d]
+        h, d = q.shape[2], q.shape[-1]
+
+        def shared_keys(z):  # sparse tokens of all groups minus the placeholder: [B, G, H, G*S-1, d]
+            z = z[..., :s, :].transpose(1, 2).reshape(b, h, g * s, d)[:, :, 1:]
+            return z.unsqueeze(1).expand(b, g, h, g * s - 1, d)
+
+        k_all = torch.cat([shared_keys(k), k[..., s:, :]], dim=-2)
+        v_all = torch.cat([shared_keys(v), v[..., s:, :]], dim=-2)
+        out = _attend(q.reshape(b * g, h, t, d), k_all.reshape(b * g, h, -1, d),
+                      v_all.reshape(b * g, h, -1, d), self.scale, self.fused)
+        out = self._merge_heads(out.view(b, g, h, t, d))
+        logits = row_logits(q[..., :score_rows, :], k[..., s:, :], self.scale) if score_rows else None
+        return out, logits
