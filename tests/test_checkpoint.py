@@ -1,0 +1,107 @@
+"""Official checkpoint import and the package's own safetensors format."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gtpt import CheckpointError, build_model, load_model, load_official_checkpoint, save_model
+
+from .conftest import load_official_fixture
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_official_fixture("gtpt-t-body")
+
+
+def _logits(model, x):
+    with torch.no_grad():
+        return model.eval()(x)[0]
+
+
+@pytest.mark.parametrize("wrap", ["plain", "state_dict", "best_state_dict", "model", "module"])
+def test_wrapped_checkpoints_load(body, wrap, tmp_path):
+    sd = body["state_dict"]
+    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3}, "best_state_dict": {"best_state_dict": sd},
+           "model": {"model": sd}, "module": {"state_dict": {f"module.{k}": v for k, v in sd.items()}}}[wrap]
+    path = tmp_path / "ckpt.pth"
+    torch.save(obj, path)
+    model = load_official_checkpoint(path, "gtpt-t-body")
+    assert (_logits(model, body["x"]) - body["eval"]["pred_x"]).abs().max() < 1e-4
+
+
+def test_wrong_preset_is_named(body):
+    with pytest.raises(CheckpointError, match="gtpt-t-body.*not 'gtpt-t-wholebody'"):
+        load_official_checkpoint(body["state_dict"], "gtpt-t-wholebody")
+    with pytest.raises(CheckpointError, match="not 'gtpt-s-body'"):
+        load_official_checkpoint(body["state_dict"], "gtpt-s-body")
+
+
+def test_missing_unknown_and_misshapen_keys_are_named(body):
+    sd = dict(body["state_dict"])
+    del sd["ema_features.transformer.layers.2.1.fn.fn.net.0.weight"]
+    with pytest.raises(CheckpointError, match=r"missing keys.*blocks\.2\.mlp\.fc1\.weight"):
+        load_official_checkpoint(sd, "gtpt-t-body")
+    sd = dict(body["state_dict"], **{"ema_features.transformer.extra_thing": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="unknown key.*extra_thing"):
+        load_official_checkpoint(sd, "gtpt-t-body")
+    sd = dict(body["state_dict"])
+    sd["ema_mlp_head_x.1.weight"] = torch.zeros(10, 128)
+    with pytest.raises(CheckpointError, match=r"wrong shapes.*head\.fc_x\.weight"):
+        load_official_checkpoint(sd, "gtpt-t-body")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_arbitrary_pickles_are_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": _Evil()}, path)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        load_official_checkpoint(path, "gtpt-t-body")
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float16])
+def test_safetensors_roundtrip(body, tmp_path, dtype):
+    model = load_official_checkpoint(body["state_dict"], "gtpt-t-body")
+    path = save_model(model, tmp_path / "m.safetensors", metadata={"note": "test"}, dtype=dtype)
+    again = load_model(path)
+    assert again.cfg == model.cfg
+    diff = (_logits(again, body["x"]) - body["eval"]["pred_x"]).abs().max()
+    assert diff < (1e-4 if dtype is None else 5e-2)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+
+def test_load_model_checks_preset_and_format(tmp_path):
+    path = save_model(build_model("gtpt-t-wholebody"), tmp_path / "wb.safetensors")
+    with pytest.raises(CheckpointError, match="gtpt-t-wholebody.*not 'gtpt-t-body'"):
+        load_model(path, expect="gtpt-t-body")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="not a safetensors file"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        load_model(tmp_path / "nope.safetensors")
+
+
+def test_keep_rates_override_on_load(tmp_path):
+    path = save_model(build_model("gtpt-t-body"), tmp_path / "m.safetensors")
+    assert load_model(path, keep_rates=(1, 0.5, 0.3, 0.2)).keep_rates == (1.0, 0.5, 0.3, 0.2)
+
+
+def test_convert_cli(tmp_path):
+    src = tmp_path / "official.pth"
+    torch.save(load_official_fixture("gtpt-t-body")["state_dict"], src)
+    out = tmp_path / "converted.safetensors"
+    run = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-official", str(src),
+                          "--model", "gtpt-t-body", "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert load_model(out).cfg.name == "gtpt-t-body"
+    run = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-official", str(src),
+                          "--model", "gtpt-b-body", "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 1 and "not 'gtpt-b-body'" in run.stdout
