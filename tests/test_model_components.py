@@ -178,3 +178,21 @@ def _randomise_norms(model):
     for p in model.token_parameters():
         p.data = torch.randn(p.shape, generator=g)
 
+
+
+@pytest.mark.parametrize("name", ["gtpt-t-body", "gtpt-b-wholebody"])
+def test_batchnorm_folding_keeps_outputs(name):
+    from gtpt.models.fusion import fuse_for_inference
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    _randomise_norms(model)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 256, 192)
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse_for_inference(model)(x)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, fused))
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (2 if "-b-" in name else 0)

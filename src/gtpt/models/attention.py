@@ -43,9 +43,8 @@ class Attention(nn.Module):
     def _split_heads(self, x: torch.Tensor):
         """[..., N, C] -> q, k, v each [..., H, N, C/H] (heads are the outer factor of C)."""
         *lead, n, c = x.shape
-        qkv = self.qkv(x).view(*lead, n, 3, self.heads, c // self.heads)
-        qkv = qkv.movedim(-3, 0).transpose(-3, -2)  # [3, ..., H, N, d]
-        return qkv[0], qkv[1], qkv[2]
+        q, k, v = self.qkv(x).view(*lead, n, 3, self.heads, c // self.heads).unbind(-3)
+        return q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2)
 
     def _merge_heads(self, out: torch.Tensor) -> torch.Tensor:
         """[..., H, N, d] -> [..., N, C] through the output projection."""

@@ -1,0 +1,49 @@
+"""gtpt export --weights FILE --format onnx [--keep-rates R R R R] [--out FILE] [--opset N]
+
+The graph includes pruning (token counts fixed by the keep rates); the batch axis is dynamic
+unless --no-dynamic-batch. Every export is verified against PyTorch and the difference printed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._weights import add_keep_rates_argument, add_weights_arguments, announce, choose_weights, load_torch_model
+
+
+def add_arguments(p):
+    add_weights_arguments(p, model_help="preset the weights must hold; without --weights, export this "
+                                        "preset untrained (for speed tests)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="export format")
+    add_keep_rates_argument(p)
+    p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
+                   help="symbolic batch axis (else the graph takes batch 1 only)")
+    p.add_argument("--out", metavar="FILE", help="output file (default: <weights or model name>.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+
+
+def run(args) -> int:
+    from ..export import ExportError, export_onnx
+    from ..models.checkpoint import CheckpointError
+
+    if not args.weights and not args.model:
+        print("gtpt export: error: give --weights FILE (or --model NAME for an untrained preset)", file=sys.stderr)
+        return 2
+    try:
+        choice = choose_weights(args.weights, args.model, why_untrained="--model without --weights")
+        announce(choice)
+        model = load_torch_model(choice, args.keep_rates)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"gtpt export: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out or (Path(args.weights).with_suffix(".onnx").name if args.weights else f"{model.cfg.name}.onnx"))
+    try:
+        result = export_onnx(model, out, keep_rates=args.keep_rates, dynamic_batch=args.dynamic_batch,
+                             opset=args.opset)
+    except ExportError as e:
+        print(f"gtpt export: error: {e}", file=sys.stderr)
+        return 1
+    batch = "dynamic batch" if args.dynamic_batch else "batch 1"
+    print(f"wrote {result.path} ({model.cfg.name}, keep rates {list(result.keep_rates)}, {batch}, opset {args.opset})")
+    return 0

@@ -1,0 +1,204 @@
+"""gtpt predict INPUT... [--weights FILE] [--boxes detections.json] [--out DIR] ...
+
+Images, folders, globs and videos in; DIR/predictions.json (COCO results) and annotated
+copies out (DIR/<name>.jpg; for a video DIR/<name>.mp4 + DIR/<name>.json per frame).
+Bad files are reported by name and skipped. Exit 0 when anything was processed, 1 when
+nothing could be, 2 for unusable options (weights, boxes file).
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from ._weights import add_keep_rates_argument, add_weights_arguments, announce, choose_weights
+
+IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are batched inside)
+
+
+def add_arguments(p):
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders, glob patterns or video files")
+    add_weights_arguments(p)
+    p.add_argument("--boxes", metavar="JSON", help="person boxes: COCO detection results (or see docs); "
+                                                   "default: the whole image is one person")
+    p.add_argument("--out", default="gtpt_predictions", metavar="DIR", help="output folder")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
+                   help="inference backend (default: onnxruntime for an .onnx file, else torch)")
+    p.add_argument("--kpt-thr", type=float, default=0.3, help="joints scoring at or below this are not drawn")
+    p.add_argument("--no-flip", action="store_true",
+                   help="skip the flip test (about 2x faster, a little less accurate)")
+    add_keep_rates_argument(p)
+    p.add_argument("--batch-size", type=int, default=32, help="people per forward pass")
+    p.add_argument("--show-pruning", action="store_true",
+                   help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
+
+
+def _err(msg: str) -> None:
+    print(f"gtpt predict: {msg}", file=sys.stderr, flush=True)
+
+
+def build_predictor(args, choice):
+    from ..inference.predictor import Predictor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
+        return Predictor(choice.source, device=args.device, backend=args.backend, flip_test=not args.no_flip,
+                         keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect)
+
+
+def run(args) -> int:
+    from ..inference.io import InputError, expand_inputs, load_boxes
+    from ..models.checkpoint import CheckpointError
+
+    items, problems = expand_inputs(args.inputs)
+    for msg in problems:
+        _err(msg)
+    if not items:
+        _err("nothing to do: no image or video file among the inputs")
+        return 1
+    images = [it.path for it in items if it.kind == "image"]
+    videos = [it.path for it in items if it.kind == "video"]
+    boxes = None
+    if args.boxes:
+        try:
+            boxes = load_boxes(args.boxes, images)
+        except InputError as e:
+            _err(f"error: {e}")
+            return 2
+        missing = [p.name for p in images if p not in boxes]
+        if missing:
+            _err(f"{args.boxes} has no boxes for {len(missing)} image(s), which get no people: "
+                 f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        if videos:
+            _err("--boxes applies to images only; video frames use the whole frame as the person box")
+    try:
+        choice = choose_weights(args.weights, args.model)
+        announce(choice)
+        predictor = build_predictor(args, choice)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        _err(f"error: {e}")
+        return 2
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _output_names(images + videos)
+    done = 0
+    if images:
+        done += _run_images(predictor, images, boxes, names, out, args)
+    for v in videos:
+        done += _run_video(predictor, v, names[v], out, args)
+    if done == 0:
+        _err("nothing could be processed")
+        return 1
+    return 0
+
+
+def _output_names(paths: list[Path]) -> dict[Path, str]:
+    """Unique output stems (clip.mp4 and clip.jpg, or two a.jpg in different folders, do not collide)."""
+    from ..inference.io import safe_stem
+    used, out = set(), {}
+    for p in paths:
+        stem, n = safe_stem(p), 2
+        name = stem
+        while name in used:
+            name, n = f"{stem}_{n}", n + 1
+        used.add(name)
+        out[p] = name
+    return out
+
+
+def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from ..inference.draw import draw_poses
+    from ..inference.io import InputError, image_ids, read_image, write_json
+
+    ids = image_ids(paths)
+    results, done, people_count = [], 0, 0
+    bar = tqdm(total=len(paths), unit="img", desc="images", disable=len(paths) < 2 or None, file=sys.stderr)
+    for start in range(0, len(paths), IMAGES_PER_STEP):
+        chunk, imgs = [], []
+        for p in paths[start:start + IMAGES_PER_STEP]:
+            try:
+                imgs.append(read_image(p))
+                chunk.append(p)
+            except InputError as e:
+                _err(f"skipped: {e}")
+                bar.update(1)
+        if not chunk:
+            continue
+        box_rows = [boxes.get(p, (None, []))[1] if boxes is not None else None for p in chunk]
+        people_lists = predictor.predict_batch(imgs, box_rows)
+        for p, img, people in zip(chunk, imgs, people_lists):
+            image_id = boxes[p][0] if boxes is not None and p in boxes and boxes[p][0] is not None else ids[p]
+            results += [person.to_coco(image_id, p.name) for person in people]
+            cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))
+            if args.show_pruning and people:
+                _write_pruning(predictor, img, people, out / f"{names[p]}_pruning.png")
+            done += 1
+            people_count += len(people)
+            bar.update(1)
+    bar.close()
+    if done:
+        write_json(out / "predictions.json", results)
+        print(f"{done} image(s), {people_count} person(s): annotated copies and predictions.json in {out}")
+    return done
+
+
+def _write_pruning(predictor, img, people, path: Path) -> None:
+    import cv2
+
+    from ..inference.draw import draw_pruning
+    if predictor.model is None:
+        _err("--show-pruning needs PyTorch weights (.safetensors); skipped for the .onnx model")
+        return
+    best = max(people, key=lambda q: q.score)
+    trace = predictor.kept_patches(img, best.box)
+    cv2.imwrite(str(path), draw_pruning(img, best.box, trace, predictor.cfg.image_size,
+                                        predictor.cfg.grid, keypoints=best.keypoints))
+
+
+def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
+    from tqdm import tqdm
+
+    from ..inference.draw import draw_poses
+    from ..inference.io import InputError, write_json
+    from ..inference.video import VideoReader, VideoWriter
+
+    try:
+        reader = VideoReader(path)
+    except InputError as e:
+        _err(f"skipped: {e}")
+        return 0
+    frames_json, index = [], 0
+    step = max(1, args.batch_size)
+    bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
+    try:
+        with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
+            batch = []
+            for frame in _frames_then_flush(reader):
+                if frame is not None:
+                    batch.append(frame)
+                if batch and (frame is None or len(batch) == step):
+                    for img, people in zip(batch, predictor.predict_batch(batch)):
+                        writer.write(draw_poses(img, people, kpt_thr=args.kpt_thr))
+                        frames_json.append({"frame": index, "people": [q.to_coco() for q in people]})
+                        index += 1
+                    bar.update(len(batch))
+                    batch = []
+    except InputError as e:
+        _err(f"skipped: {e}")
+        return 0
+    finally:
+        bar.close()
+    write_json(out / f"{name}.json", {"video": str(path), "fps": reader.fps, "num_joints": predictor.num_joints,
+                                      "frames": frames_json})
+    print(f"{path}: {index} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    return 1
+
+
+def _frames_then_flush(reader):
+    """Frames, then one None so the last partial batch is processed."""
+    yield from reader
+    yield None

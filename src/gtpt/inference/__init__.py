@@ -1,0 +1,15 @@
+"""Inference: images and boxes in, people (keypoints in image pixels) out; drawing and video I/O.
+
+`Predictor` and `Person` are imported lazily so that `import gtpt.inference.io` stays light.
+"""
+from __future__ import annotations
+
+
+def __getattr__(name):
+    if name in ("Predictor", "Person"):
+        from . import predictor
+        return getattr(predictor, name)
+    raise AttributeError(f"module 'gtpt.inference' has no attribute {name!r}")
+
+
+__all__ = ["Predictor", "Person"]

@@ -1,0 +1,82 @@
+"""Runners: a normalised batch [B,3,H,W] float32 in, (logits_x [B,K,Wx], logits_y [B,K,Wy]) out.
+
+Both return float32 CPU tensors so that decoding is the same code whatever ran the network.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+
+class TorchRunner:
+    """PyTorch eval forward (pruning on, with the given keep rates)."""
+
+    def __init__(self, model, device: str = "cpu", keep_rates: Optional[Sequence[float]] = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
+
+    @torch.inference_mode()
+    def __call__(self, batch: np.ndarray):
+        x = torch.from_numpy(batch).to(self.device)
+        lx, ly = self.model(x, keep_rates=self.keep_rates)
+        return lx.float().cpu(), ly.float().cpu()
+
+    @torch.inference_mode()
+    def trace(self, batch: np.ndarray) -> dict:
+        """Original patch ids kept after every pruning step (see GTPT.forward_tokens)."""
+        trace: dict = {}
+        self.model(torch.from_numpy(batch).to(self.device), keep_rates=self.keep_rates, trace=trace)
+        return trace
+
+
+class OnnxRunner:
+    """onnxruntime session over a graph written by `gtpt.export.export_onnx`."""
+
+    def __init__(self, path, device: str = "cpu"):
+        from ..export import INPUT_NAME, OUTPUT_NAMES, _session
+        self.path = Path(path)
+        self.session = _session(str(self.path), device)
+        self.input_name = INPUT_NAME
+        self.output_names = list(OUTPUT_NAMES)
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+
+    def __call__(self, batch: np.ndarray):
+        if self.fixed_batch is not None and batch.shape[0] != self.fixed_batch:
+            # a graph exported without --dynamic-batch: feed it one slice at a time
+            parts = [self.session.run(self.output_names, {self.input_name: batch[i:i + self.fixed_batch]})
+                     for i in range(0, batch.shape[0], self.fixed_batch)]
+            lx, ly = (np.concatenate(p) for p in zip(*parts))
+        else:
+            lx, ly = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(batch)})
+        return torch.from_numpy(lx), torch.from_numpy(ly)
+
+
+def default_cache_dir() -> Path:
+    """$GTPT_CACHE_DIR, else ~/.cache/gtpt."""
+    return Path(os.environ.get("GTPT_CACHE_DIR") or Path.home() / ".cache" / "gtpt")
+
+
+def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int = 17) -> Path:
+    """Export `model` once per (weights, keep rates, opset, torch version) and reuse the file."""
+    from ..export import export_onnx
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(repr((tuple(keep_rates), opset, torch.__version__, model.cfg.name)).encode())
+    path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{model.cfg.name}-{h.hexdigest()[:16]}.onnx"
+    if not path.is_file():
+        tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.onnx")
+        export_onnx(model, tmp, keep_rates=keep_rates, verbose=False)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return path
+
+
+__all__ = ["TorchRunner", "OnnxRunner", "cached_onnx", "default_cache_dir"]

@@ -1,0 +1,236 @@
+"""Predictor: images (+ person boxes) in, people with keypoints in image pixels out.
+
+Pipeline per person, exactly as in validation: clean the box -> center/scale (aspect 192/256,
+x1.25) -> affine crop 256x192 -> RGB, ImageNet normalisation -> network (with the flipped crop
+in the same batch when flip_test) -> flip-back with the one-bin shift, average logits ->
+argmax decode -> back-projection. Crops from many images share one forward of up to
+`batch_size` people.
+
+    >>> from gtpt import Predictor
+    >>> pred = Predictor("gtpt_t_body.safetensors")
+    >>> people = pred.predict("image.jpg", boxes=[[10, 20, 100, 240, 0.9]])
+    >>> people[0].keypoints          # [17, 3]: x, y, score
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..codec import SimCCCodec
+from ..config import PRESETS
+from ..keypoints import get_keypoint_spec
+from .backends import OnnxRunner, TorchRunner, cached_onnx
+from .crops import box_to_crop, make_input
+from .io import to_bgr
+from .person import Person, instance_score
+
+UNTRAINED_NOTICE = ("UNTRAINED weights: '{name}' is randomly initialised, so its keypoints are "
+                    "meaningless. Pass a trained .safetensors file for real predictions.")
+
+
+def _as_boxes(boxes, img_w: int, img_h: int) -> np.ndarray:
+    """None (whole image) | [4] | [5] | [N, 4] | [N, 5] -> float64 [N, 5] (score 1 when absent)."""
+    if boxes is None:
+        return np.array([[0.0, 0.0, img_w, img_h, 1.0]])
+    if isinstance(boxes, (list, tuple)) and boxes and all(np.ndim(b) == 1 for b in boxes):
+        # a list of rows may mix [x,y,w,h] and [x,y,w,h,score]
+        bad = [list(b) for b in boxes if len(b) not in (4, 5)]
+        if bad:
+            raise ValueError(f"a box is [x, y, w, h] or [x, y, w, h, score], got {bad[0]}")
+        boxes = [list(b) + [1.0] * (5 - len(b)) for b in boxes]
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 5))
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+        raise ValueError(f"boxes must be [N, 4] (x, y, w, h) or [N, 5] (with score), got shape {list(arr.shape)}")
+    if arr.shape[1] == 4:
+        arr = np.concatenate([arr, np.ones((len(arr), 1))], axis=1)
+    return arr
+
+
+class Predictor:
+    """Top-down pose estimation for given person boxes.
+
+    weights_or_preset: a .safetensors file (`gtpt.load_model`), an exported .onnx file, a
+        preset name (random weights, with a loud warning) or a GTPT model.
+    backend: "torch" or "onnxruntime" (default: onnxruntime for .onnx files, else torch);
+        onnxruntime with PyTorch weights exports once to `cache_dir` ($GTPT_CACHE_DIR or
+        ~/.cache/gtpt) and reuses the file.
+    keep_rates: inference-time pruning budget (4 values), default the model's own.
+    score_threshold: joints scoring above it count towards the instance score.
+    expect: a preset name the weights file must hold (clear error otherwise).
+    """
+
+    def __init__(self, weights_or_preset="gtpt-t-body", device: str = "cpu", backend: Optional[str] = None,
+                 flip_test: bool = True, keep_rates: Optional[Sequence[float]] = None, batch_size: int = 32,
+                 score_threshold: float = 0.01, expect: Optional[str] = None, cache_dir=None):
+        from ..models import GTPT, build_model
+        from ..models.checkpoint import load_model
+        from ..models.gtpt import check_keep_rates
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device, self.flip_test, self.batch_size = device, flip_test, int(batch_size)
+        self.score_threshold = float(score_threshold)
+        self.model = None
+        self.untrained = False
+        src = weights_or_preset
+        is_onnx = isinstance(src, (str, os.PathLike)) and str(src).lower().endswith(".onnx")
+        backend = backend or ("onnxruntime" if is_onnx else "torch")
+        if backend not in ("torch", "onnxruntime"):
+            raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        if is_onnx and backend == "torch":
+            raise ValueError(f"{src}: an .onnx file runs with backend='onnxruntime', not 'torch'")
+        self.backend = backend
+
+        if isinstance(src, GTPT):
+            self.model, self.source = src, f"in-memory {src.cfg.name} model"
+        elif is_onnx:
+            self.cfg = self._onnx_config(Path(src), expect)
+            self.source = f"{src} ({self.cfg.name}, onnx)"
+        elif isinstance(src, str) and src in PRESETS and not Path(src).exists():
+            self.model, self.untrained = build_model(src), True
+            self.source = f"UNTRAINED random {src}"
+            warnings.warn(UNTRAINED_NOTICE.format(name=src), UserWarning, stacklevel=2)
+        elif isinstance(src, (str, os.PathLike)):
+            if not Path(src).is_file():
+                raise FileNotFoundError(f"{src}: no such weights file, and not a preset name "
+                                        f"(presets: {', '.join(PRESETS)})")
+            self.model = load_model(src, expect=expect)
+            self.source = f"{src} ({self.model.cfg.name})"
+        else:
+            raise TypeError(f"weights_or_preset must be a path, a preset name or a GTPT model, "
+                            f"got {type(src).__name__}")
+
+        if self.model is not None:
+            self.model = self.model.float().eval()
+            self.cfg = self.model.cfg
+            self.keep_rates = check_keep_rates(self.cfg, keep_rates if keep_rates is not None
+                                               else self.model.keep_rates)
+            self._torch = TorchRunner(self.model, device, self.keep_rates)
+            self._runner = self._torch
+            if backend == "onnxruntime":
+                self.onnx_path = cached_onnx(self.model, self.keep_rates, cache_dir)
+                self._runner = OnnxRunner(self.onnx_path, device)
+        else:
+            self._torch = None
+            self.keep_rates = tuple(self.cfg.keep_rates)
+            if keep_rates is not None and tuple(float(r) for r in keep_rates) != self.keep_rates:
+                raise ValueError(f"{src} was exported with keep rates {list(self.keep_rates)}; "
+                                 f"re-export it to use {list(keep_rates)}")
+            self.onnx_path = Path(src)
+            self._runner = OnnxRunner(src, device)
+
+        self.spec = get_keypoint_spec(self.cfg.num_joints)
+        self.codec = SimCCCodec(self.cfg.image_size, self.cfg.split_ratio, self.cfg.sigma)
+        self._flip_index = self.spec.flip_index()
+
+    @staticmethod
+    def _onnx_config(path: Path, expect: Optional[str]):
+        from ..export import read_onnx_config
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such onnx file")
+        try:
+            cfg = read_onnx_config(path)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot read as an onnx model ({e})") from e
+        if cfg is None:
+            raise ValueError(f"{path}: not exported by `gtpt export` (no gtpt config in its metadata)")
+        if expect is not None and cfg.name != expect:
+            raise ValueError(f"{path} holds an exported '{cfg.name}', not '{expect}'")
+        return cfg
+
+    @property
+    def num_joints(self) -> int:
+        return self.cfg.num_joints
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.source}, backend={self.backend}, device={self.device}, "
+                f"flip_test={self.flip_test}, keep_rates={list(self.keep_rates)})")
+
+    # ------------------------------------------------------------------ core
+    def _logits(self, batch: np.ndarray):
+        """[n,3,H,W] -> merged logits ([n,K,Wx], [n,K,Wy]); the flipped crops ride in the same batch."""
+        if not self.flip_test:
+            return self._runner(batch)
+        n = batch.shape[0]
+        lx, ly = self._runner(np.concatenate([batch, batch[..., ::-1]], axis=0))
+        return self.codec.merge_flip(lx[:n], ly[:n], lx[n:], ly[n:], self._flip_index, shift=True)
+
+    def predict_batch(self, images: Sequence, boxes_list: Optional[Sequence] = None,
+                      rgb: bool = False) -> list[list[Person]]:
+        """Many images at once -> one list of Person per image (same order as the boxes).
+
+        boxes_list: per image None (whole image) or boxes [N, 4|5] xywh(+score).
+        Boxes that do not overlap the image are dropped with a warning.
+        """
+        images = [to_bgr(im, rgb) for im in images]
+        if boxes_list is None:
+            boxes_list = [None] * len(images)
+        if len(boxes_list) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(boxes_list)} box lists")
+        jobs = []  # (image index, box row [5], center, scale)
+        for i, (img, boxes) in enumerate(zip(images, boxes_list)):
+            h, w = img.shape[:2]
+            for row in _as_boxes(boxes, w, h):
+                crop = box_to_crop(row[:4], w, h, self.cfg.image_size)
+                if crop is None:
+                    warnings.warn(f"image {i}: box {row[:4].tolist()} lies outside the {w}x{h} image; skipped")
+                    continue
+                jobs.append((i, row, *crop))
+
+        results: list[list[Person]] = [[] for _ in images]
+        for start in range(0, len(jobs), self.batch_size):
+            chunk = jobs[start:start + self.batch_size]
+            batch = np.stack([make_input(images[i], c, s, self.cfg.image_size) for i, _, c, s in chunk])
+            coords, scores = self.codec.decode(*self._logits(batch))
+            centers = np.stack([c for *_, c, _ in chunk]).astype(np.float64)
+            scales = np.stack([s for *_, s in chunk]).astype(np.float64)
+            xy = self.codec.to_image(coords.double().numpy(), centers, scales)      # [n,K,2]
+            scores = scores.double().numpy()
+            for (i, row, _, _), p_xy, p_s in zip(chunk, xy, scores):
+                kpts = np.concatenate([p_xy, p_s[:, None]], axis=1)
+                results[i].append(Person(box=row[:4].copy(), box_score=float(row[4]), keypoints=kpts,
+                                         score=instance_score(p_s, row[4], self.score_threshold)))
+        return results
+
+    def predict(self, image, boxes=None, rgb: bool = False) -> list[Person]:
+        """One image (path, BGR array, RGB array with rgb=True, or PIL image) -> people.
+
+        boxes: [N, 4] xywh or [N, 5] with scores; None uses the whole image as one box.
+        """
+        return self.predict_batch([image], [boxes], rgb=rgb)[0]
+
+    __call__ = predict
+
+    # ------------------------------------------------------------------ pruning trace
+    def kept_patches(self, image, box=None, rgb: bool = False) -> dict:
+        """Which 16x12-pixel input patches survived each pruning step for one person.
+
+        Returns the model's trace for this crop as numpy arrays of original patch ids
+        (0..255, row-major on the 16x16 grid): 'after_block{i}' [n] and, per group (face,
+        arms, legs), 'group_entry' and 'after_group_block{j}' lists of 3 arrays; plus 'box'.
+        Feed it to `gtpt.inference.draw.draw_pruning(image, box, trace)`.
+        """
+        if self._torch is None:
+            raise RuntimeError("kept_patches needs the PyTorch model; this predictor only has an .onnx file")
+        img = to_bgr(image, rgb)
+        h, w = img.shape[:2]
+        row = _as_boxes(box, w, h)[0]
+        crop = box_to_crop(row[:4], w, h, self.cfg.image_size)
+        if crop is None:
+            raise ValueError(f"box {row[:4].tolist()} lies outside the {w}x{h} image")
+        trace = self._torch.trace(make_input(img, *crop, self.cfg.image_size)[None])
+        out = {k: ([t[0].cpu().numpy() for t in v] if isinstance(v, list) else v[0].cpu().numpy())
+               for k, v in trace.items()}
+        out["box"] = row[:4].copy()
+        return out
+
+
+__all__ = ["Predictor", "Person", "UNTRAINED_NOTICE"]

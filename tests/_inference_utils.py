@@ -1,0 +1,60 @@
+"""Shared helpers for the inference tests: a model whose outputs depend on the image, and a
+real picture of a person (the shipped demo photo, or a drawn figure until it exists)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from gtpt.models import build_model
+
+DEMO_JPG = Path(__file__).resolve().parents[1] / "src" / "gtpt" / "assets" / "demo.jpg"
+
+
+def visible_model(name: str = "gtpt-t-body", seed: int = 0):
+    """A random model whose logits and pruning choices depend on the picture.
+
+    The recipe init (conv std 0.001) makes every image look alike to the network; here convs
+    get He init and BatchNorms random statistics, like the official fixtures' weights.
+    """
+    torch.manual_seed(seed)
+    model = build_model(name)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0.0, 0.1, generator=g)
+                m.running_mean.normal_(0.0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    return model.eval()
+
+
+def person_image() -> np.ndarray:
+    """uint8 BGR picture with a person in it."""
+    if DEMO_JPG.is_file():
+        img = cv2.imread(str(DEMO_JPG))
+        if img is not None:
+            return img
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((360, 480, 3)) * 120 + 60).astype(np.uint8), (0, 0), 3)
+    skin, shirt, trousers = (140, 170, 220), (40, 60, 190), (110, 70, 40)
+    cv2.circle(img, (240, 70), 28, skin, -1)
+    cv2.rectangle(img, (205, 100), (275, 200), shirt, -1)
+    for a, b in (((205, 110), (160, 190)), ((275, 110), (320, 190))):
+        cv2.line(img, a, b, shirt, 18)
+    for a, b in (((222, 200), (210, 330)), ((258, 200), (270, 330))):
+        cv2.line(img, a, b, trousers, 22)
+    return img
+
+
+def write_jpg(path, img) -> Path:
+    path = Path(path)
+    assert cv2.imwrite(str(path), img), path
+    return path

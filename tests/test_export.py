@@ -1,0 +1,95 @@
+"""ONNX export: pruning in the graph, parity with PyTorch at other batch sizes, the Predictor's
+onnxruntime backend, and `gtpt export`."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from gtpt.cli import main
+from gtpt.export import INPUT_NAME, export_onnx, read_onnx_config
+from gtpt.inference.predictor import Predictor
+from gtpt.models.checkpoint import save_model
+from tests._inference_utils import person_image, visible_model
+
+
+@pytest.mark.parametrize("name, keep_rates", [
+    ("gtpt-t-body", None),
+    ("gtpt-t-wholebody", None),
+    ("gtpt-t-body", (1.0, 0.8, 0.5, 0.2)),
+])
+def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
+    model = visible_model(name)
+    result = export_onnx(model, tmp_path / "m.onnx", keep_rates=keep_rates)   # traced at batch 2
+    assert max(result.max_abs_diff.values()) <= 1e-4 and result.verify_batch == 3
+
+    proto = onnx.load(str(result.path))
+    onnx.checker.check_model(proto)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"TopK", "GatherElements"} <= ops                      # pruning is inside the graph
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    cfg = read_onnx_config(result.path)
+    assert cfg.name == name and cfg.keep_rates == tuple(keep_rates or model.keep_rates)
+
+    sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    x = torch.randn(5, 3, 256, 192, generator=torch.Generator().manual_seed(1))
+    # a real picture too, where pruning choices follow the image content
+    img = torch.from_numpy(person_image()[:256, :192].transpose(2, 0, 1).astype(np.float32) / 64 - 2)
+    x[0] = img
+    with torch.no_grad():
+        ref = model(x, keep_rates=keep_rates)
+    got = sess.run(None, {INPUT_NAME: x.numpy()})
+    for r, g in zip(ref, got):
+        assert g.shape == tuple(r.shape)
+        assert np.abs(r.numpy() - g).max() <= 1e-4
+    if keep_rates is not None:  # the baked-in keep rates matter: the default ones differ
+        with torch.no_grad():
+            default = model(x)
+        assert np.abs(default[0].numpy() - got[0]).max() > 1e-3
+
+
+def test_predictor_onnxruntime_matches_torch(tmp_path):
+    model = visible_model("gtpt-t-body")
+    img = person_image()
+    h, w = img.shape[:2]
+    boxes = [[0.3 * w, 0.08 * h, 0.4 * w, 0.85 * h, 0.9], [0, 0, w, h, 0.5]]
+    torch_people = Predictor(model).predict(img, boxes)
+    onnx_pred = Predictor(model, backend="onnxruntime", cache_dir=tmp_path)
+    onnx_people = onnx_pred.predict(img, boxes)
+    for a, b in zip(torch_people, onnx_people):
+        assert np.abs(a.keypoints[:, :2] - b.keypoints[:, :2]).max() <= 0.5
+        np.testing.assert_allclose(a.keypoints[:, 2], b.keypoints[:, 2], atol=1e-4)
+    # the export is cached by weights + keep rates and reused
+    mtime = onnx_pred.onnx_path.stat().st_mtime_ns
+    again = Predictor(model, backend="onnxruntime", cache_dir=tmp_path)
+    assert again.onnx_path == onnx_pred.onnx_path and again.onnx_path.stat().st_mtime_ns == mtime
+    # an .onnx file on its own, and a clear error for the wrong preset
+    from_file = Predictor(str(onnx_pred.onnx_path))
+    np.testing.assert_array_equal(from_file.predict(img, boxes)[0].keypoints, onnx_people[0].keypoints)
+    with pytest.raises(ValueError, match="not 'gtpt-t-wholebody'"):
+        Predictor(str(onnx_pred.onnx_path), expect="gtpt-t-wholebody")
+
+
+def test_export_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["gtpt"])
+    weights = save_model(visible_model("gtpt-t-body"), tmp_path / "body.safetensors")
+    out = tmp_path / "body_static.onnx"
+    rc = main(["export", "--weights", str(weights), "--format", "onnx", "--no-dynamic-batch",
+               "--keep-rates", "1.0", "0.7", "0.4", "0.2", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and out.is_file()
+    assert "max |diff|" in text and f"weights: {weights}" in text
+    proto = onnx.load(str(out))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    # a fixed-batch graph still serves a Predictor (it feeds one crop at a time)
+    people = Predictor(str(out)).predict(person_image())
+    assert people[0].keypoints.shape == (17, 3)
+
+    monkeypatch.setattr(sys, "argv", ["gtpt"])
+    rc = main(["export", "--weights", str(weights), "--model", "gtpt-s-body", "--out", str(tmp_path / "x.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds weights for 'gtpt-t-body', not 'gtpt-s-body'" in err

@@ -1,0 +1,145 @@
+"""Predictor: input kinds, boxes, batching, the validation pipeline, whole-body."""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests._inference_utils import person_image, visible_model, write_jpg
+from gtpt.codec import SimCCCodec
+from gtpt.inference.crops import box_to_crop, make_input
+from gtpt.inference.io import InputError
+from gtpt.inference.predictor import Predictor
+from gtpt.keypoints import get_keypoint_spec
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor(visible_model("gtpt-t-body"))
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """(path of a real jpg, the BGR pixels OpenCV reads back from it)."""
+    path = write_jpg(tmp_path_factory.mktemp("img") / "person.jpg", person_image())
+    return path, cv2.imread(str(path))
+
+
+def _box(img):
+    h, w = img.shape[:2]
+    return [0.3 * w, 0.08 * h, 0.4 * w, 0.85 * h, 0.9]
+
+
+def test_input_kinds_give_the_same_people(predictor, photo):
+    path, bgr = photo
+    box = _box(bgr)
+    ref = predictor.predict(path, [box])
+    assert len(ref) == 1 and ref[0].keypoints.shape == (17, 3)
+    for other in (predictor.predict(bgr, [box]),
+                  predictor.predict(np.ascontiguousarray(bgr[..., ::-1]), [box], rgb=True),
+                  predictor.predict(Image.open(path), [box])):
+        np.testing.assert_array_equal(other[0].keypoints, ref[0].keypoints)
+    # RGB pixels passed as BGR are a different picture: the logits must change
+    swapped = predictor.predict(np.ascontiguousarray(bgr[..., ::-1]), [box])
+    assert not np.array_equal(swapped[0].keypoints[:, 2], ref[0].keypoints[:, 2])
+
+
+def test_pipeline_matches_manual_flip_test(predictor, photo):
+    """crop -> net(x), net(flip x) -> flip-back with shift -> decode -> back-projection."""
+    _, img = photo
+    box = _box(img)
+    center, scale = box_to_crop(box[:4], img.shape[1], img.shape[0])
+    x = torch.from_numpy(make_input(img, center, scale)[None])
+    with torch.no_grad():
+        lx, ly = predictor.model(x)
+        fx, fy = predictor.model(x.flip(3))
+    codec = SimCCCodec()
+    mx, my = codec.merge_flip(lx, ly, fx, fy, get_keypoint_spec(17).flip_index(), shift=True)
+    coords, scores = codec.decode(mx, my)
+    xy = codec.to_image(coords[0].double().numpy(), center.astype(np.float64), scale.astype(np.float64))
+    got = predictor.predict(img, [box])[0]
+    np.testing.assert_allclose(got.keypoints[:, :2], xy, atol=1e-6)
+    np.testing.assert_allclose(got.keypoints[:, 2], scores[0].numpy(), atol=1e-6)
+    # instance score: box score x mean of the joint scores above 0.01
+    s = got.keypoints[:, 2]
+    assert got.score == pytest.approx(0.9 * s[s > 0.01].mean() if (s > 0.01).any() else 0.0)
+    # keypoints lie inside the padded crop around the box
+    half = np.array([96, 128]) * scale[0] * 200 / 192
+    assert np.all(np.abs(got.keypoints[:, :2] - center) <= half + 1e-6)
+
+
+def test_no_boxes_means_whole_image(predictor, photo):
+    _, img = photo
+    h, w = img.shape[:2]
+    whole = predictor.predict(img)
+    assert len(whole) == 1 and whole[0].box_score == 1.0
+    np.testing.assert_array_equal(whole[0].box, [0, 0, w, h])
+    explicit = predictor.predict(img, [[0, 0, w, h]])
+    np.testing.assert_array_equal(whole[0].keypoints, explicit[0].keypoints)
+    boxed = predictor.predict(img, [_box(img)])
+    assert not np.allclose(boxed[0].keypoints, whole[0].keypoints)
+    assert predictor.predict(img, np.zeros((0, 4))) == []
+
+
+def test_batching_equals_one_by_one(photo):
+    _, img = photo
+    small = Predictor(visible_model("gtpt-t-body"), batch_size=2)  # chunks cross image borders
+    other = cv2.flip(img, 1)
+    boxes = [[_box(img), [10, 10, 120, 200, 0.5]], [[40, 20, 150, 260]]]
+    batched = small.predict_batch([img, other], boxes)
+    assert [len(b) for b in batched] == [2, 1]
+    for image, bx, people in zip([img, other], boxes, batched):
+        for box, person in zip(bx, people):
+            single = small.predict(image, [box])[0]
+            np.testing.assert_allclose(person.keypoints[:, :2], single.keypoints[:, :2], atol=1e-4)
+            np.testing.assert_allclose(person.keypoints[:, 2], single.keypoints[:, 2], atol=1e-5)
+            np.testing.assert_array_equal(person.box, box[:4])
+
+
+def test_wholebody_gives_133_joints(photo):
+    _, img = photo
+    people = Predictor(visible_model("gtpt-t-wholebody")).predict(img, [_box(img)])
+    kp = people[0].keypoints
+    assert kp.shape == (133, 3)
+    assert np.all((kp[:, 2] >= 0) & (kp[:, 2] <= 1)) and np.isfinite(kp).all()
+
+
+def test_kept_patches_are_nested(predictor, photo):
+    _, img = photo
+    t = predictor.kept_patches(img, _box(img))
+    assert t["after_block3"].shape == (179,)
+    assert [len(g) for g in t["group_entry"]] == [76, 76, 76]
+    assert [len(g) for g in t["after_group_block3"]] == [25, 25, 25]
+    for g in range(3):
+        assert set(t["group_entry"][g]) <= set(t["after_block3"])
+        assert set(t["after_group_block3"][g]) <= set(t["group_entry"][g])
+
+
+def test_bad_inputs_say_what_is_wrong(predictor, tmp_path):
+    with pytest.raises(InputError, match="missing.jpg: no such file"):
+        predictor.predict(tmp_path / "missing.jpg")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(InputError, match="broken.jpg: cannot decode"):
+        predictor.predict(bad)
+    with pytest.raises(InputError, match="uint8"):
+        predictor.predict(np.zeros((50, 50, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\[N, 4\]"):
+        predictor.predict(np.zeros((50, 50, 3), np.uint8), np.zeros((2, 3)))
+    with pytest.warns(UserWarning, match="outside"):
+        assert predictor.predict(np.zeros((50, 50, 3), np.uint8), [[100, 100, 10, 10]]) == []
+
+
+def test_untrained_preset_warns_loudly():
+    with pytest.warns(UserWarning, match="UNTRAINED"):
+        Predictor("gtpt-t-body")
+    with pytest.raises(FileNotFoundError, match="not a preset name"):
+        Predictor("no-such-model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="keep rates"):
+            Predictor("gtpt-t-body", keep_rates=(1.0, 0.7, 0.0, 0.1))
