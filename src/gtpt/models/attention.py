@@ -26,7 +26,8 @@ def row_logits(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
     q [*, R, d], k [*, N, d] -> [*, R, N]. Token selection is done in float32 even under
     autocast so that low-precision rounding does not flip near-tied choices.
     """
-    return (q.float() @ k.float().transpose(-2, -1)) * scale
+    with torch.autocast(q.device.type, enabled=False):
+        return (q.float() @ k.float().transpose(-2, -1)) * scale
 
 
 class Attention(nn.Module):

@@ -1,0 +1,73 @@
+"""gtpt eval CONFIG --checkpoint FILE [--boxes dets.json | --gt-boxes] [--opt k=v ...] [--no-flip]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+EPILOG = """examples:
+  gtpt eval configs/gtpt_t_coco.yaml --checkpoint runs/t_coco/best.safetensors
+  gtpt eval configs/gtpt_t_coco.yaml --checkpoint pose_gtpt_t_human.pth --gt-boxes
+  torchrun --nproc-per-node=4 -m gtpt eval configs/gtpt_b_wholebody.yaml --checkpoint last.ckpt
+
+FILE may be a .safetensors written by this package, a training .ckpt (its EMA weights are used)
+or an official .pth checkpoint (EMA weights, mapped by the preset named in the config)."""
+
+
+def add_arguments(p):
+    p.epilog = EPILOG
+    p.add_argument("config", help="experiment YAML (its data.val_* and eval sections are used)")
+    p.add_argument("--checkpoint", required=True, metavar="FILE",
+                   help=".safetensors (this package), .ckpt (training state: EMA weights) or official .pth")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="DETS_JSON", default=None,
+                       help="COCO detection-results json of person boxes (default: data.val_boxes)")
+    boxes.add_argument("--gt-boxes", action="store_true", help="use the ground-truth person boxes")
+    p.add_argument("--opt", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. eval.batch_size=32 model.keep_rates=[1,0.7,0.5,0.3]")
+    p.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    p.add_argument("--out", default=None, metavar="JSON",
+                   help="where to write the COCO results json (default: next to the checkpoint)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+
+
+def load_for_eval(path, exp):
+    """Model in eval mode from any supported checkpoint kind, with the config's keep rates."""
+    from ..models import build_model
+    from ..models.checkpoint import CheckpointError, load_model, load_official_checkpoint
+    from ..engine.state import load_checkpoint
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return load_model(path, keep_rates=exp.model.keep_rates, expect=exp.model.name)
+    if suffix == ".ckpt":
+        ckpt = load_checkpoint(path)
+        if not ckpt.get("ema"):
+            raise CheckpointError(f"{path} has no EMA weights (trained with train.ema=false); "
+                                  f"use its model.safetensors instead")
+        model = build_model(exp.model)
+        model.load_state_dict(ckpt["ema"], strict=True)
+        return model.eval()
+    if suffix in (".pth", ".pt", ".tar"):
+        return load_official_checkpoint(path, exp.model.name, keep_rates=exp.model.keep_rates)
+    raise CheckpointError(f"{path}: unknown checkpoint kind '{suffix}' (expected .safetensors, .ckpt or .pth)")
+
+
+def run(args) -> int:
+    from ..engine import distributed as du
+    from ..engine.evaluator import build_val_dataset, evaluate
+    from ..engine.experiment import ConfigError, load_experiment
+    from ..models.checkpoint import CheckpointError
+    try:
+        exp = load_experiment(args.config, args.opt)
+        device = du.init_distributed(args.device)
+        model = load_for_eval(args.checkpoint, exp).to(device)
+        dataset = build_val_dataset(exp, boxes=args.boxes, gt_boxes=True if args.gt_boxes else None)
+        out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_results.json"
+        stats = evaluate(model, dataset, exp, device=device, flip=not args.no_flip, out_json=out)
+    except (ConfigError, CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"gtpt eval: error: {e}", flush=True)
+        return 1
+    finally:
+        du.cleanup()
+    if stats is not None:
+        print(f"results: {stats['results_file']} ({stats['num_results']} people)")
+    return 0

@@ -1,0 +1,374 @@
+"""The training loop: GTPT + Global Perceived Loss + Adam/MultiStepLR + EMA, one device or DDP.
+
+Exact resume: the data order depends only on (seed, epoch) (ShardSampler), augmentation only
+on (seed, epoch, index) (TopDownDataset), and every RNG, optimiser, scheduler, scaler and EMA
+state is in last.ckpt together with the position inside the epoch. A run killed at any point
+and resumed from last.ckpt therefore ends with the same weights as an uninterrupted run.
+
+Files in output_dir: config.yaml (resolved config), last.ckpt (resume state, atomic),
+best.safetensors (EMA weights with the best validation AP), model.safetensors (final EMA),
+metrics.csv, curves.png, tensorboard/ (if importable).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.coco import load_coco_records
+from ..data.dataset import TopDownDataset
+from ..keypoints import get_keypoint_spec
+from ..models import build_model, check_keep_rates
+from ..models.checkpoint import save_model
+from . import distributed as du
+from .batching import build_loader
+from .ema import ModelEma, unwrap_model
+from .evaluator import build_codec, build_val_dataset, evaluate
+from .experiment import ConfigError, Experiment
+from .logger import MetricsLogger
+from .loss import GlobalPerceivedLoss
+from .state import CKPT_FORMAT, atomic_save, get_rng_state, load_checkpoint, set_rng_state
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; nothing was written after the bad step."""
+
+
+def keep_rates_at(target: Sequence[float], epoch: int, warmup_epochs: int) -> tuple[float, ...]:
+    """Student keep rates for `epoch`: linear from 1.0 (epoch 0) to `target` (epoch >= warmup)."""
+    if warmup_epochs <= 0:
+        return tuple(target)
+    f = min(1.0, epoch / warmup_epochs)
+    return tuple(round(1.0 + (t - 1.0) * f, 6) for t in target)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """Put every BatchNorm in eval mode (running statistics, no update); weights still train."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def build_train_dataset(exp: Experiment) -> TopDownDataset:
+    d = exp.data
+    if not d.train_ann:
+        raise ConfigError(f"{exp.source}: data.train_ann is not set")
+    records = load_coco_records(d.train_ann, d.train_images, d.num_joints)
+    return TopDownDataset(records, codec=build_codec(exp), spec=get_keypoint_spec(d.num_joints),
+                          train=True, aug=d.aug, seed=exp.train.seed)
+
+
+class Trainer:
+    """`Trainer(exp, device=None, resume=None).fit()`; resume: None, 'auto' or a last.ckpt path."""
+
+    def __init__(self, exp: Experiment, device: Optional[str] = None, resume: Optional[str] = None):
+        self.exp = exp
+        t = exp.train
+        self.device = du.init_distributed(device)
+        self.world, self.rank = du.get_world_size(), du.get_rank()
+        self.out = Path(exp.output_dir)
+        self.cuda = self.device.type == "cuda"
+        resume_path = self._resume_path(resume)
+
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+        torch.manual_seed(t.seed)   # same initial weights on every rank
+
+        self.train_set = build_train_dataset(exp)
+        global_batch = t.batch_size * self.world
+        if len(self.train_set) < global_batch:
+            raise ValueError(f"{exp.data.train_ann}: {len(self.train_set)} training samples, fewer than one "
+                             f"global batch ({t.batch_size} per device x {self.world} = {global_batch})")
+        self.val_set = build_val_dataset(exp) if exp.data.val_ann else None
+
+        model = build_model(exp.model).to(self.device)
+        if t.sync_bn and self.world > 1:
+            if not self.cuda:
+                raise ConfigError("train.sync_bn needs CUDA: SyncBatchNorm does not run on CPU/gloo")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if self.cuda and t.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = ModelEma(model, t.ema_momentum) if t.ema else None
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                          fused=True if (self.cuda and t.fused_adam) else None)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(t.milestones), t.gamma)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp == "fp16")
+        self.loss_fn = GlobalPerceivedLoss()
+        net = model
+        if self.world > 1:
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.cuda else None)
+        self.net = torch.compile(net, mode=t.compile_mode) if t.compile else net
+
+        self.sampler = du.ShardSampler(len(self.train_set), t.batch_size, num_replicas=self.world,
+                                       rank=self.rank, seed=t.seed, shuffle=True)
+        self.loader = build_loader(self.train_set, self.sampler, t.batch_size, exp.data.workers,
+                                   pin_memory=self.cuda and exp.data.pin_memory)
+        self.steps_per_epoch = self.sampler.batches_per_epoch
+        self.total_steps = t.epochs * self.steps_per_epoch
+
+        # position and bookkeeping (overwritten by a resume)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_ap, self.best_epoch = -1.0, -1
+        self.epoch_acc = self._new_acc()
+        if resume_path is not None:
+            self._load(resume_path)
+        self._pending: list = []   # (epoch, step, global_step, loss tensor, terms) not yet checked
+        self._check_every = t.log_interval if self.cuda else 1   # CPU: checking is free
+
+        self.logger = None
+        if du.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            exp.save(self.out / "config.yaml")
+            self.logger = MetricsLogger(self.out, resume_epoch=self.epoch)
+
+    # ------------------------------------------------------------------ resume
+    def _resume_path(self, resume: Optional[str]) -> Optional[Path]:
+        last = self.out / "last.ckpt"
+        if resume is None:
+            if last.exists():
+                raise FileExistsError(f"{last} exists: pass --resume auto to continue that run, or "
+                                      f"choose another --output-dir (nothing was overwritten)")
+            return None
+        if resume == "auto":
+            if not last.exists():
+                if du.is_main():
+                    print(f"--resume auto: no {last} yet, starting from scratch", flush=True)
+                return None
+            return last
+        return Path(resume)
+
+    def _load(self, path: Path) -> None:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt["config"]["model"] != self.exp.to_dict()["model"]:
+            raise ConfigError(f"{path} was trained as model {ckpt['config']['model'].get('name')} with "
+                              f"other settings than this config's model section")
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+        self.global_step = int(ckpt["global_step"])
+        self.best_ap, self.best_epoch = float(ckpt["best_ap"]), int(ckpt["best_epoch"])
+        self.epoch_acc = dict(ckpt["epoch_acc"])
+        if int(ckpt["world_size"]) != self.world and du.is_main():
+            print(f"warning: {path} was written with {ckpt['world_size']} processes, resuming with "
+                  f"{self.world}: the data order of the rest of the run differs", flush=True)
+        set_rng_state(ckpt["rng"])
+        if du.is_main():
+            print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/"
+                  f"{self.steps_per_epoch}, global step {self.global_step}", flush=True)
+
+    def _save_last(self) -> None:
+        if not du.is_main():
+            return
+        ckpt = {
+            "format": CKPT_FORMAT,
+            "model": unwrap_model(self.model).state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "best_ap": self.best_ap, "best_epoch": self.best_epoch,
+            "epoch_acc": dict(self.epoch_acc), "world_size": self.world,
+            "rng": get_rng_state(), "config": self.exp.to_dict(),
+        }
+        atomic_save(ckpt, self.out / "last.ckpt")
+
+    # ------------------------------------------------------------------ checks
+    @staticmethod
+    def _new_acc() -> dict:
+        return {"loss": 0.0, "student_gt": 0.0, "teacher_gt": 0.0, "distill": 0.0, "steps": 0,
+                "samples": 0, "skipped": 0, "time": 0.0}
+
+    def _check_finite(self) -> None:
+        """Sync point: raise if any loss since the last check was NaN/inf (on any rank)."""
+        pending, self._pending = self._pending, []
+        bad = None
+        if pending:
+            losses = torch.stack([p[3] for p in pending]).cpu()
+            terms = torch.stack([p[4] for p in pending]).cpu()   # [n, 3]
+            finite = torch.isfinite(losses)
+            if not bool(finite.all()):
+                bad = pending[int((~finite).nonzero()[0])]
+            for p, l, tm in zip(pending, losses.tolist(), terms.tolist()):
+                a = self.epoch_acc
+                a["loss"] += l
+                a["student_gt"] += tm[0]
+                a["teacher_gt"] += tm[1]
+                a["distill"] += tm[2]
+                a["steps"] += 1
+        first_bad = du.all_reduce_max(-1 if bad is None else bad[2], self.device)
+        if first_bad >= 0:
+            where = (f"epoch {bad[0] + 1}, step {bad[1]} of {self.steps_per_epoch} (global step {bad[2]})"
+                     if bad is not None else f"global step {int(first_bad)} on another rank")
+            value = f" (loss = {float(bad[3])})" if bad is not None else ""
+            raise NonFiniteLossError(
+                f"training stopped: the loss is not finite at {where}{value}. Nothing was written "
+                f"after that step; {self.out / 'last.ckpt'} and best.safetensors are as before. "
+                f"Lower train.lr, enable train.grad_clip, or check the data.")
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.exp.train.amp)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def _step(self, batch: dict, keep_rates) -> None:
+        t = self.exp.train
+        img = batch["image"].to(self.device, non_blocking=True)
+        if self.cuda and t.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        tx = batch["target_x"].to(self.device, non_blocking=True)
+        ty = batch["target_y"].to(self.device, non_blocking=True)
+        tw = batch["target_weight"].to(self.device, non_blocking=True)
+        with self._autocast():
+            out = self.net(img, keep_rates=keep_rates)
+        out = {k: v.float() for k, v in out.items()}   # the KL terms in float32
+        loss, terms = self.loss_fn(out, tx, ty, tw)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if t.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.global_step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, self.global_step, self.total_steps)
+        self._pending.append((self.epoch, self.step_in_epoch + 1, self.global_step, loss.detach(),
+                              torch.stack([terms["student_gt"], terms["teacher_gt"], terms["distill"]]).detach()))
+
+    # ------------------------------------------------------------------ epochs
+    def fit(self) -> dict:
+        """Train to train.epochs; returns a summary (best AP, final files, last metrics)."""
+        t = self.exp.train
+        try:
+            while self.epoch < t.epochs:
+                self._train_epoch()
+                self._end_epoch()
+            return self._finish()
+        finally:
+            if self.logger is not None:
+                self.logger.close()
+
+    def _train_epoch(self) -> None:
+        t = self.exp.train
+        rates = keep_rates_at(self.exp.model.keep_rates, self.epoch, t.keep_rate_warmup_epochs)
+        check_keep_rates(self.exp.model, rates)
+        self.sampler.set_epoch(self.epoch, self.step_in_epoch)
+        self.net.train()
+        if t.freeze_bn:
+            freeze_batchnorm(self.model)
+        bar = None
+        if du.is_main():
+            from tqdm import tqdm
+            bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, dynamic_ncols=True,
+                       desc=f"epoch {self.epoch + 1}/{t.epochs}", leave=False)
+        t0 = time.perf_counter()
+        for batch in self.loader:
+            self.epoch_acc["skipped"] += len(batch["skipped"])
+            if batch["size"] > 0:
+                self._step(batch, rates)
+                self.epoch_acc["samples"] += batch["size"] * self.world
+            elif self.world > 1:
+                raise RuntimeError(f"every image of a batch was unreadable on rank {self.rank} "
+                                   f"(epoch {self.epoch + 1}, step {self.step_in_epoch + 1}); "
+                                   f"fix the data: the ranks cannot stay in step")
+            self.step_in_epoch += 1
+            if self.step_in_epoch % self._check_every == 0:
+                self._check_finite()
+            if bar is not None:
+                bar.update(1)
+                if self.step_in_epoch % t.log_interval == 0:
+                    self._log_progress(bar)
+            if (t.ckpt_interval and self.global_step % t.ckpt_interval == 0
+                    and self.step_in_epoch < self.steps_per_epoch):
+                self._check_finite()
+                self.epoch_acc["time"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                self._save_last()
+        self._check_finite()
+        self.epoch_acc["time"] += time.perf_counter() - t0
+        if bar is not None:
+            bar.close()
+
+    def _log_progress(self, bar) -> None:
+        a = self.epoch_acc
+        if a["steps"]:
+            bar.set_postfix(loss=f"{a['loss'] / a['steps']:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+            if self.logger is not None:
+                self.logger.log_step(self.global_step, {"loss": a["loss"] / a["steps"]})
+
+    def _should_eval(self) -> bool:
+        e = self.exp.eval.interval
+        return self.val_set is not None and ((self.epoch + 1) % max(e, 1) == 0 or self.epoch + 1 == self.exp.train.epochs)
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else unwrap_model(self.model)
+
+    def _end_epoch(self) -> None:
+        a, lr = self.epoch_acc, self.optimizer.param_groups[0]["lr"]
+        stats = None
+        if self._should_eval():
+            if self.ema is not None:
+                du.broadcast_module_state(self.ema.module)   # every rank scores rank 0's EMA
+            stats = evaluate(self.eval_model(), self.val_set, self.exp, device=self.device,
+                             out_json=self.out / "val_results.json", verbose=du.is_main())
+            self.net.train()
+        self.scheduler.step()
+        if du.is_main():
+            steps = max(a["steps"], 1)
+            row = {"epoch": self.epoch + 1, "global_step": self.global_step, "lr": lr,
+                   "keep_rates": " ".join(f"{r:g}" for r in keep_rates_at(
+                       self.exp.model.keep_rates, self.epoch, self.exp.train.keep_rate_warmup_epochs)),
+                   "loss": a["loss"] / steps, "student_gt": a["student_gt"] / steps,
+                   "teacher_gt": a["teacher_gt"] / steps, "distill": a["distill"] / steps,
+                   "skipped_images": a["skipped"], "images_per_s": a["samples"] / max(a["time"], 1e-9),
+                   "epoch_time_s": a["time"]}
+            if a["skipped"]:
+                print(f"epoch {self.epoch + 1}: skipped {a['skipped']} unreadable image(s) (see warnings)",
+                      flush=True)
+            if stats is not None:
+                row.update({k: stats[k] for k in ("AP", "AP50", "AP75", "APm", "APl", "AR")})
+                if stats["AP"] > self.best_ap:
+                    self.best_ap, self.best_epoch = stats["AP"], self.epoch + 1
+                    save_model(self.eval_model(), self.out / "best.safetensors",
+                               metadata={"AP": stats["AP"], "epoch": self.epoch + 1, "weights": "ema"})
+            self.logger.log_epoch(row)
+            print(f"epoch {self.epoch + 1}/{self.exp.train.epochs}: loss {row['loss']:.5f}, "
+                  f"{row['images_per_s']:.1f} img/s" + (f", AP {100 * stats['AP']:.2f}" if stats else ""),
+                  flush=True)
+        self.epoch_acc = self._new_acc()
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._save_last()
+
+    def _finish(self) -> dict:
+        summary = {"best_ap": self.best_ap, "best_epoch": self.best_epoch, "global_step": self.global_step,
+                   "output_dir": str(self.out)}
+        if du.is_main():
+            path = save_model(self.eval_model(), self.out / "model.safetensors",
+                              metadata={"epochs": self.exp.train.epochs, "weights": "ema" if self.ema else "live",
+                                        "best_ap": self.best_ap})
+            summary["model"] = str(path)
+        du.barrier()
+        return summary
+
+
+def train(exp: Experiment, device: Optional[str] = None, resume: Optional[str] = None) -> dict:
+    """Build a Trainer and run it to the end."""
+    return Trainer(exp, device=device, resume=resume).fit()
+
+
+__all__ = ["Trainer", "train", "NonFiniteLossError", "keep_rates_at", "freeze_batchnorm",
+           "build_train_dataset"]

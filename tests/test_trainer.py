@@ -1,0 +1,118 @@
+"""Training loop end to end on generated datasets (real jpgs, json, pycocotools scoring)."""
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from gtpt.engine.experiment import load_experiment
+from gtpt.engine.state import load_checkpoint
+from gtpt.engine.trainer import NonFiniteLossError, Trainer, keep_rates_at
+from gtpt.models.checkpoint import load_model, read_model_metadata
+from tests.engine_helpers import TINY, data_opts, dataset, load_safetensors
+
+
+def _rows(out):
+    with open(out / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_then_evaluate_body_with_unreadable_images(tmp_path):
+    train = dataset(tmp_path / "train", num_images=3, people=2, seed=1)
+    val = dataset(tmp_path / "val", num_images=2, people=1, seed=2)
+    # one corrupt and one missing training image: their 2+2 samples are skipped and counted
+    (tmp_path / "train" / "images" / "000002.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "train" / "images" / "000003.jpg").unlink()
+    out = tmp_path / "run"
+    exp = load_experiment(TINY, data_opts(train, val) + ["train.epochs=1", "train.batch_size=2"],
+                          output_dir=str(out))
+    with pytest.warns(UserWarning, match="cannot read image"):
+        summary = Trainer(exp, device="cpu").fit()
+
+    rows = _rows(out)
+    assert len(rows) == 1 and rows[0]["epoch"] == "1"
+    assert int(rows[0]["skipped_images"]) == 4
+    assert np.isfinite(float(rows[0]["loss"])) and float(rows[0]["loss"]) > 0
+    ap = float(rows[0]["AP"])
+    assert 0.0 <= ap <= 1.0 and summary["best_ap"] == pytest.approx(ap)
+    for name in ("config.yaml", "last.ckpt", "best.safetensors", "model.safetensors", "curves.png",
+                 "val_results.json"):
+        assert (out / name).is_file(), name
+    meta = read_model_metadata(out / "best.safetensors")
+    assert json.loads(meta["epoch"]) == 1 and json.loads(meta["AP"]) == pytest.approx(ap)
+    # the final model is the EMA copy stored in last.ckpt, and it differs from the live weights
+    ckpt = load_checkpoint(out / "last.ckpt")
+    final = load_safetensors(out / "model.safetensors")
+    assert all(torch.equal(final[k], ckpt["ema"][k]) for k in final)
+    assert any(not torch.equal(ckpt["model"][k], ckpt["ema"][k]) for k in final if final[k].is_floating_point())
+    # 3 batches; a batch whose images were all unreadable makes no optimiser step
+    assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, 0) and ckpt["global_step"] in (2, 3)
+    results = json.loads((out / "val_results.json").read_text())
+    assert len(results) == 2 and all(len(r["keypoints"]) == 51 for r in results)
+    model = load_model(out / "model.safetensors")
+    assert model.keep_rates == (1.0, 0.7, 0.3, 0.1)
+    # a second start in the same folder without --resume refuses instead of overwriting
+    with pytest.raises(FileExistsError, match="--resume auto"):
+        Trainer(exp, device="cpu")
+
+
+def test_wholebody_train_and_evaluate(tmp_path):
+    d = dataset(tmp_path / "wb", num_images=1, people=2, num_joints=133, seed=3)
+    out = tmp_path / "run"
+    exp = load_experiment(TINY, data_opts(d, d) + ["model.name=gtpt-t-wholebody", "data.dataset=wholebody",
+                                                    "train.epochs=1", "eval.batch_size=2"], output_dir=str(out))
+    Trainer(exp, device="cpu").fit()
+    row = _rows(out)[0]
+    assert 0.0 <= float(row["AP"]) <= 1.0
+    res = json.loads((out / "val_results.json").read_text())
+    assert len(res) == 2
+    for r in res:
+        assert len(r["keypoints"]) == 51 and len(r["foot_kpts"]) == 18 and len(r["face_kpts"]) == 204
+        assert len(r["lefthand_kpts"]) == 63 and len(r["righthand_kpts"]) == 63
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
+    from gtpt.cli import main
+    d = dataset(tmp_path / "d", num_images=2, people=2, seed=4)
+    out = tmp_path / "run"
+    # a huge learning rate blows the weights up after the first step: a real divergence
+    rc = main(["train", TINY, "--output-dir", str(out), "--device", "cpu", "--opt", *data_opts(d),
+               "train.epochs=2", "train.lr=1.0e+30", "train.ckpt_interval=1"])
+    assert rc == 1
+    msg = capsys.readouterr().out
+    assert "gtpt train: error: training stopped: the loss is not finite at epoch 1, step 2 of 2 (global step 2)" in msg
+    ckpt = load_checkpoint(out / "last.ckpt")
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]) == (0, 1, 1)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (out / "model.safetensors").exists() and not (out / "best.safetensors").exists()
+    assert _rows(out) == []
+    with pytest.raises(NonFiniteLossError):   # resuming replays the same divergence
+        Trainer(load_experiment(TINY, data_opts(d) + ["train.epochs=2", "train.lr=1.0e+30"],
+                                output_dir=str(out)), device="cpu", resume="auto").fit()
+    assert load_checkpoint(out / "last.ckpt")["global_step"] == 1
+
+
+def test_empty_and_too_small_datasets(tmp_path):
+    d = dataset(tmp_path / "d", num_images=1, people=1, seed=5)
+    empty = tmp_path / "empty.json"
+    data = json.loads(open(d[0]).read())
+    data["annotations"] = []
+    empty.write_text(json.dumps(data))
+    exp = load_experiment(TINY, data_opts((str(empty), d[1])), output_dir=str(tmp_path / "a"))
+    with pytest.raises(ValueError, match="empty.json: no usable person annotations"):
+        Trainer(exp, device="cpu")
+    exp = load_experiment(TINY, data_opts(d) + ["train.batch_size=4"], output_dir=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="1 training samples, fewer than one global batch"):
+        Trainer(exp, device="cpu")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_keep_rate_warmup_schedule():
+    target = (1.0, 0.7, 0.3, 0.1)
+    assert keep_rates_at(target, 5, 0) == target
+    assert keep_rates_at(target, 0, 4) == (1.0, 1.0, 1.0, 1.0)
+    assert keep_rates_at(target, 2, 4) == pytest.approx((1.0, 0.85, 0.65, 0.55))
+    assert keep_rates_at(target, 4, 4) == pytest.approx(target)
+    assert keep_rates_at(target, 9, 4) == pytest.approx(target)
