@@ -64,6 +64,14 @@ def build_train_dataset(exp: Experiment) -> TopDownDataset:
                           train=True, aug=d.aug, seed=exp.train.seed)
 
 
+def load_weights_for(cfg, path: str) -> nn.Module:
+    """A package .safetensors or an official .pth checkpoint, checked against preset `cfg.name`."""
+    from ..models.checkpoint import load_model, load_official_checkpoint
+    if str(path).endswith(".safetensors"):
+        return load_model(path, expect=cfg.name)
+    return load_official_checkpoint(path, cfg.name)
+
+
 class Trainer:
     """`Trainer(exp, device=None, resume=None).fit()`; resume: None, 'auto' or a last.ckpt path."""
 
@@ -87,7 +95,10 @@ class Trainer:
                              f"global batch ({t.batch_size} per device x {self.world} = {global_batch})")
         self.val_set = build_val_dataset(exp) if exp.data.val_ann else None
 
-        model = build_model(exp.model).to(self.device)
+        model = build_model(exp.model)
+        if t.init_weights:  # fine-tuning: start from trained weights (a resume overrides them)
+            model.load_state_dict(load_weights_for(exp.model, t.init_weights).state_dict())
+        model = model.to(self.device)
         if t.sync_bn and self.world > 1:
             if not self.cuda:
                 raise ConfigError("train.sync_bn needs CUDA: SyncBatchNorm does not run on CPU/gloo")
