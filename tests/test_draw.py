@@ -86,4 +86,6 @@ def test_pruning_picture_from_a_real_trace(tmp_path):
     assert len(panels) == 3 and len({p.tobytes() for p in panels}) == 3
     picture = draw_pruning(img, box, trace, keypoints=person.keypoints)
     assert cv2.imwrite(str(tmp_path / "pruning.png"), picture)
-    assert picture.shape[1] > 2 * picture.shape[0]           # three portrait panels side by side
+    # three panels side by side (6 px gaps), a 34 px legend below
+    assert picture.shape[0] == panels[0].shape[0] + 34
+    assert picture.shape[1] >= sum(p.shape[1] for p in panels) + 2 * 6

@@ -41,12 +41,7 @@ def box_to_center_scale(bbox_xywh, aspect_ratio: float = ASPECT_RATIO, padding: 
     """[x, y, w, h] -> center [2], scale [2] (float32), widened to `aspect_ratio` = W/H and padded."""
     x, y, w, h = (float(v) for v in bbox_xywh)
     center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
-    if w > aspect_ratio * h:
-        h = w / aspect_ratio
-    elif w < aspect_ratio * h:
-        w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32)
-    return center, scale * np.float32(padding)
+    return center, _scale_at_aspect(w, h, aspect_ratio, padding)
 
 
 def joints_to_center_scale(joints_xy, aspect_ratio: float = ASPECT_RATIO, enlarge: float = 1.5):
@@ -54,12 +49,16 @@ def joints_to_center_scale(joints_xy, aspect_ratio: float = ASPECT_RATIO, enlarg
     pts = np.asarray(joints_xy, dtype=np.float32)[:, :2]
     center = pts.mean(axis=0)
     w, h = pts.max(axis=0) - pts.min(axis=0)
+    return center, _scale_at_aspect(w, h, aspect_ratio, enlarge)
+
+
+def _scale_at_aspect(w, h, aspect_ratio: float, factor: float) -> np.ndarray:
+    """Grow w or h to the aspect ratio W/H, then scale [2] = (w, h) / 200 x factor (float32)."""
     if w > aspect_ratio * h:
         h = w / aspect_ratio
     elif w < aspect_ratio * h:
         w = h * aspect_ratio
-    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32)
-    return center, scale * np.float32(enlarge)
+    return np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * np.float32(factor)
 
 
 # ------------------------------------------------------------------ affine
