@@ -64,3 +64,18 @@ def test_covers_whole_gtpt_state():
     assert set(ema.state_dict()) == set(model.state_dict())
     n_buf = sum(1 for k in ema._float_names if "running_" in k)
     assert n_buf > 10   # BatchNorm buffers are averaged too
+
+
+def test_ema_warmup_follows_the_live_weights_early():
+    from gtpt.engine.ema import ema_momentum
+    assert ema_momentum(0, 1000, warmup=True) == pytest.approx(0.1)
+    assert ema_momentum(0, 1000) == pytest.approx(0.996)
+    assert ema_momentum(5000, 10000, warmup=True) == ema_momentum(5000, 10000)   # the cap ends early
+    lin = torch.nn.Linear(2, 2)
+    ema = ModelEma(lin, 0.996, warmup=True)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    for step in range(20):
+        ema.update(lin, step, 20)
+    # without warm-up ~96% of the initial weights would remain; with it, almost none
+    assert (ema.module.weight - 1.0).abs().max() < 0.05

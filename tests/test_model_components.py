@@ -196,3 +196,14 @@ def test_batchnorm_folding_keeps_outputs(name):
         fused = fuse_for_inference(model)(x)
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, fused))
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (2 if "-b-" in name else 0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_concat_shuffle_equals_cat_then_shuffle(channels_last):
+    from gtpt.models.stem import concat_shuffle
+    a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
+    if channels_last:
+        a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+    out = concat_shuffle(a, b)
+    assert torch.equal(out, channel_shuffle(torch.cat([a, b], 1), 2))
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last

@@ -68,6 +68,7 @@ class TrainConfig:
     grad_clip: Optional[float] = None     # max global grad norm; None = off (recipe)
     ema: bool = True
     ema_momentum: float = 0.996           # rises to 1.0 along a cosine over the whole run
+    ema_warmup: bool = False              # cap m at (1+step)/(10+step): for short runs (off in the recipe)
     keep_rate_warmup_epochs: int = 0      # >0: student keep rates go 1.0 -> target linearly
     freeze_bn: bool = False               # BatchNorm in eval mode (running stats) while training
     sync_bn: bool = False                 # SyncBatchNorm under DDP (CUDA only)

@@ -106,7 +106,7 @@ class Trainer:
         if self.cuda and t.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = ModelEma(model, t.ema_momentum) if t.ema else None
+        self.ema = ModelEma(model, t.ema_momentum, t.ema_warmup) if t.ema else None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
                                           fused=True if (self.cuda and t.fused_adam) else None)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(t.milestones), t.gamma)

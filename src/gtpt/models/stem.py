@@ -16,6 +16,17 @@ def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
+def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """channel_shuffle(cat([a, b]), 2) written in one copy: out[:, 2i] = a[:, i], out[:, 2i+1] = b[:, i].
+
+    Keeps channels-last inputs channels-last (the fast layout for CPU and GPU convolutions).
+    """
+    if a.dim() == 4 and a.is_contiguous(memory_format=torch.channels_last) and a.shape[1] > 1:
+        out = torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)), dim=-1)   # [B,H,W,C/2,2]
+        return out.flatten(3).permute(0, 3, 1, 2)
+    return torch.stack((a, b), dim=2).flatten(1, 2)
+
+
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, relu: bool = True) -> list:
     layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups), nn.BatchNorm2d(cout)]
     return layers + [nn.ReLU(inplace=True)] if relu else layers
@@ -46,11 +57,9 @@ class ShuffleUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        else:
-            keep, x2 = x.chunk(2, dim=1)
-            out = torch.cat((keep, self.branch2(x2)), dim=1)
-        return channel_shuffle(out, 2)
+            return concat_shuffle(self.branch1(x), self.branch2(x))
+        keep, x2 = x.chunk(2, dim=1)
+        return concat_shuffle(keep, self.branch2(x2))
 
 
 def _units(cin: int, cout: int, n: int, first_stride: int) -> nn.Sequential:
