@@ -9,10 +9,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..data.dataset import normalize_image
 from ..data.transforms import box_to_center_scale, clean_bbox, get_affine_transform, warp_image
-
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def box_to_crop(box_xywh, img_w: int, img_h: int,
@@ -35,8 +33,7 @@ def make_input(image_bgr: np.ndarray, center, scale, input_size=(256, 192)) -> n
     """uint8 BGR image [h, w, 3] -> normalised RGB network input float32 [3, H, W]."""
     h, w = input_size
     crop = warp_image(image_bgr, crop_transform(center, scale, input_size), (w, h))
-    rgb = crop[..., ::-1].astype(np.float32) / np.float32(255.0)  # ToTensor, then Normalize
-    return np.ascontiguousarray(((rgb - MEAN) / STD).transpose(2, 0, 1))
+    return normalize_image(crop[..., ::-1]).numpy()
 
 
-__all__ = ["MEAN", "STD", "box_to_crop", "crop_transform", "make_input"]
+__all__ = ["box_to_crop", "crop_transform", "make_input"]
