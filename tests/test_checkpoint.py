@@ -105,3 +105,53 @@ def test_convert_cli(tmp_path):
     run = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-official", str(src),
                           "--model", "gtpt-b-body", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 1 and "not 'gtpt-b-body'" in run.stdout
+
+
+_TO_OFFICIAL = [  # ours -> the authors' names (the inverse of gtpt.models.checkpoint's rules)
+    (r"^patch_norm\.", "patch2emb_norm."), (r"^patch_embed\.", "patch2emb_mlp."),
+    (r"^keypoint_tokens$", "keypoint_token"), (r"^part_tokens$", "extra_token"),
+    (r"^dense_tokens$", "fine_keypoint_token"),
+    (r"^group_gate\.fc1\.", "transformer.group_mask.0."), (r"^group_gate\.fc2\.", "transformer.group_mask.2."),
+    (r"^(blocks|group_blocks)\.(\d+)\.norm1\.", r"transformer.\1.\2.0.fn.norm."),
+    (r"^(blocks|group_blocks)\.(\d+)\.attn\.qkv\.", r"transformer.\1.\2.0.fn.fn.to_qkv."),
+    (r"^(blocks|group_blocks)\.(\d+)\.attn\.proj\.", r"transformer.\1.\2.0.fn.fn.to_out.0."),
+    (r"^(blocks|group_blocks)\.(\d+)\.norm2\.", r"transformer.\1.\2.1.fn.norm."),
+    (r"^(blocks|group_blocks)\.(\d+)\.mlp\.fc1\.", r"transformer.\1.\2.1.fn.fn.net.0."),
+    (r"^(blocks|group_blocks)\.(\d+)\.mlp\.fc2\.", r"transformer.\1.\2.1.fn.fn.net.3."),
+]
+
+
+def _official_layout(model) -> dict:
+    import re
+    sd = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("head."):
+            part, kind = key[5:].split(".")
+            layer, axis = part.split("_")
+            sd[f"ema_mlp_head_{axis}.{0 if layer == 'norm' else 1}.{kind}"] = value.half()
+            continue
+        for pattern, repl in _TO_OFFICIAL:
+            key = re.sub(pattern, repl, key)
+        key = key.replace("transformer.blocks.", "transformer.layers.").replace(
+            "transformer.group_blocks.", "transformer.group_layers.")
+        sd["ema_features." + key] = value.half() if value.is_floating_point() else value
+    sd["ema_features.pos_embedding"] = model.pos_embed.clone()
+    return sd
+
+
+@pytest.mark.parametrize("name", ["gtpt-s-body", "gtpt-b-body", "gtpt-b-wholebody"])
+def test_official_layout_roundtrip_for_presets_without_fixtures(name):
+    """S and B use the authors' module names too (e.g. the B stem's up stages); a state dict in
+    their layout loads into the right preset and is refused by the others."""
+    model = build_model(name)
+    sd = _official_layout(model)
+    assert "ema_features.stem.conv1.0.weight" in sd
+    if "-b-" in name:
+        assert sd["ema_features.stem.upsample1.0.weight"].shape == (384 * 4, 512, 1, 1)
+        assert sd["ema_features.stem.up_layer1.0.0.weight"].shape == (384, 768, 1, 1)
+    loaded = load_official_checkpoint(sd, name)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value.half().float() if value.is_floating_point() else value)
+    other = {"gtpt-s-body": "gtpt-b-body", "gtpt-b-body": "gtpt-s-body", "gtpt-b-wholebody": "gtpt-b-body"}[name]
+    with pytest.raises(CheckpointError, match=f"not '{other}'"):
+        load_official_checkpoint(sd, other)
