@@ -35,6 +35,8 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=2, help="epochs between evaluations")
     p.add_argument("--keep-rate-warmup", type=int, default=0, help="train.keep_rate_warmup_epochs")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--no-ema-warmup", action="store_true",
+                   help="the recipe's EMA as is (over a short run it stays near the random init)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
@@ -47,6 +49,7 @@ def main() -> int:
             f"data.workers={args.workers}", f"train.epochs={args.epochs}",
             f"train.batch_size={args.batch_size}", f"train.lr={args.lr}",
             f"train.keep_rate_warmup_epochs={args.keep_rate_warmup}", "train.ckpt_interval=0",
+            f"train.ema_warmup={'false' if args.no_ema_warmup else 'true'}",
             "train.log_interval=1000", f"eval.interval={10 ** 6}", "eval.batch_size=16"]
     exp = load_experiment(ROOT / "configs" / "tiny_cpu.yaml", opts, output_dir=str(work / "run"))
     trainer = Trainer(exp, device=args.device)
