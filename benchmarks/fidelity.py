@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import load_official_checkpoint  # noqa: E402
-from gtpt.models.fusion import fuse_for_inference  # noqa: E402
+from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 NAMES = {17: "gtpt-t-body", 133: "gtpt-t-wholebody"}
 
@@ -31,7 +30,7 @@ def main(argv=None) -> int:
     name = NAMES[fx["config"]["num_joints"]]
     model = load_official_checkpoint(fx["state_dict"], name).to(args.device)
     x, ref = fx["x"].to(args.device), fx["eval"]
-    variants = {"eager fp32": (model, False), "folded fp32": (fuse_for_inference(copy.deepcopy(model)), False),
+    variants = {"eager fp32": (model, False), "folded fp32": (deployment_copy(model, args.device), False),
                 "eager bf16": (model, True)}
     if args.compile:
         variants["compiled fp32"] = (torch.compile(model, dynamic=False), False)

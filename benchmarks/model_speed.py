@@ -12,7 +12,6 @@ BatchNorm-folded, channels-last deployment copy. The reference figures come from
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import statistics
 import sys
@@ -24,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import build_model  # noqa: E402
-from gtpt.models.fusion import fuse_for_inference  # noqa: E402
+from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 # (device kind, model, batch, precision) -> reference images/s (recipe.md, the authors' code, eager)
 REFERENCE = {
@@ -51,8 +50,7 @@ def machine(device: torch.device) -> str:
 
 def make_runner(model, mode: str, device: torch.device):
     kind, precision = mode.split("-")
-    model = fuse_for_inference(copy.deepcopy(model).eval()).to(device)
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+    model = deployment_copy(model, device, channels_last=True)  # faster convolutions on CPU and GPU
     fn = model
     if kind == "compile":
         fn = torch.compile(model, dynamic=False)

@@ -11,7 +11,7 @@ from gtpt.models.attention import Attention, GroupAttention
 from gtpt.models.layout import build_layout
 from gtpt.models.position import sine_position_table
 from gtpt.models.pruning import softmax_pool, top_tokens
-from gtpt.models.stem import channel_shuffle
+from gtpt.models.stem import concat_shuffle
 
 from .conftest import load_official_fixture
 
@@ -24,7 +24,7 @@ def test_sine_table_equals_reference_table():
 
 def test_channel_shuffle_interleaves_halves():
     x = torch.arange(8.0).view(1, 8, 1, 1)
-    assert channel_shuffle(x, 2).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+    assert concat_shuffle(x[:, :4], x[:, 4:]).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
 
 
 @pytest.mark.parametrize("size,channels", [("t", 128), ("s", 256), ("b", 256)])
@@ -200,10 +200,11 @@ def test_batchnorm_folding_keeps_outputs(name):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_concat_shuffle_equals_cat_then_shuffle(channels_last):
-    from gtpt.models.stem import concat_shuffle
     a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
     if channels_last:
         a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
     out = concat_shuffle(a, b)
-    assert torch.equal(out, channel_shuffle(torch.cat([a, b], 1), 2))
+    cat = torch.cat([a, b], 1)  # the reference's shuffle: view as 2 groups, swap, flatten
+    shuffled = cat.view(2, 2, 6, 5, 4).transpose(1, 2).reshape(2, 12, 5, 4)
+    assert torch.equal(out, shuffled)
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last

@@ -57,15 +57,11 @@ def _timer(fn, x, warmup: int, repeats: int, cuda: bool) -> float:
 
 def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
     """The deployment path: BatchNorm folded, channels-last on CUDA, CUDA graphs when compiled."""
-    import copy
-
     import torch
 
-    from ..models.fusion import fuse_for_inference
+    from ..models.fusion import deployment_copy
     cuda = device.startswith("cuda")
-    model = fuse_for_inference(copy.deepcopy(model).to(device).eval())
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    model = deployment_copy(model, device, channels_last=cuda)
     call = (lambda x: model(x, keep_rates=keep_rates))
     if compiled:
         call = torch.compile(call, dynamic=False, mode="reduce-overhead" if cuda else None)

@@ -4,7 +4,6 @@ Both return float32 CPU tensors so that decoding is the same code whatever ran t
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 from pathlib import Path
@@ -18,10 +17,10 @@ class TorchRunner:
     """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded copy."""
 
     def __init__(self, model, device: str = "cpu", keep_rates: Optional[Sequence[float]] = None):
-        from ..models.fusion import fuse_for_inference
+        from ..models.fusion import deployment_copy
         self.device = torch.device(device)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
-        self.model = fuse_for_inference(copy.deepcopy(model).eval()).to(self.device)
+        self.model = deployment_copy(model, self.device)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
 
     @torch.inference_mode()

@@ -8,6 +8,8 @@ deployment copies only.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -45,3 +47,9 @@ def fuse_for_inference(model: GTPT) -> GTPT:
     if isinstance(model.patch_norm, nn.BatchNorm2d):
         _fold_patch_norm(model)
     return model
+
+
+def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False) -> GTPT:
+    """A folded eval-mode copy on `device` (channels-last memory if asked); `model` is untouched."""
+    out = fuse_for_inference(copy.deepcopy(model).eval()).to(device)
+    return out.to(memory_format=torch.channels_last) if channels_last else out

@@ -13,12 +13,13 @@ pass, for the Global Perceived Loss; eval mode returns the pruned logits.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ModelConfig, get_model_config
 from .blocks import Block
 from .group_gate import GroupGate
 from .head import SimCCHead
@@ -258,9 +259,6 @@ class GTPT(nn.Module):
 
 def build_model(cfg_or_name, **overrides) -> GTPT:
     """`build_model("gtpt-t-body")` or `build_model(ModelConfig(...))`; overrides go to the config."""
-    from dataclasses import replace
-
-    from ..config import get_model_config
     if isinstance(cfg_or_name, str):
         cfg = get_model_config(cfg_or_name, **overrides)
     else:

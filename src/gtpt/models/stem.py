@@ -10,14 +10,9 @@ import torch
 from torch import nn
 
 
-def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
-    """[B, C, H, W] -> [B, C, H, W] with out[g'*G + g] = in[g*C/G + g'] (ShuffleNet's mixing)."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
-
-
 def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """channel_shuffle(cat([a, b]), 2) written in one copy: out[:, 2i] = a[:, i], out[:, 2i+1] = b[:, i].
+    """ShuffleNet's 2-group channel shuffle of cat([a, b]), written in one copy:
+    out[:, 2i] = a[:, i], out[:, 2i+1] = b[:, i].
 
     Keeps channels-last inputs channels-last (the fast layout for CPU and GPU convolutions).
     """
