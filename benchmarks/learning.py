@@ -25,12 +25,24 @@ from gtpt.engine.trainer import Trainer  # noqa: E402
 from tests.helpers import make_coco_dataset  # noqa: E402
 
 
+AUG_PRESETS = {
+    "recipe": [],
+    "light": ["data.aug.half_body_prob=0", "data.aug.rotation_prob=0", "data.aug.scale_factor=0.25"],
+    "none": ["data.aug.half_body_prob=0", "data.aug.rotation_prob=0", "data.aug.scale_factor=0",
+             "data.aug.flip_prob=0"],
+}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-min", type=float, default=10.0, help="wall-clock training budget")
     p.add_argument("--epochs", type=int, default=40, help="schedule length (EMA cosine, lr)")
     p.add_argument("--train-images", type=int, default=32)
     p.add_argument("--val-images", type=int, default=8)
+    p.add_argument("--people-per-image", type=int, default=2)
+    p.add_argument("--aug", choices=("recipe", "light", "none"), default="recipe",
+                   help="recipe: the paper's augmentation; light: flip + scale 0.25, no rotation or "
+                        "half-body; none: no augmentation")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=2, help="epochs between evaluations")
     p.add_argument("--keep-rate-warmup", type=int, default=0, help="train.keep_rate_warmup_epochs")
@@ -42,8 +54,8 @@ def main() -> int:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gtpt_learning_"))
-    tr = make_coco_dataset(work / "train", num_images=args.train_images, people_per_image=2, seed=1)
-    va = make_coco_dataset(work / "val", num_images=args.val_images, people_per_image=2, seed=2)
+    tr = make_coco_dataset(work / "train", num_images=args.train_images, people_per_image=args.people_per_image, seed=1)
+    va = make_coco_dataset(work / "val", num_images=args.val_images, people_per_image=args.people_per_image, seed=2)
     opts = [f"data.train_ann={tr}", f"data.train_images={work / 'train' / 'images'}",
             f"data.val_ann={va}", f"data.val_images={work / 'val' / 'images'}",
             f"data.workers={args.workers}", f"train.epochs={args.epochs}",
@@ -51,11 +63,12 @@ def main() -> int:
             f"train.keep_rate_warmup_epochs={args.keep_rate_warmup}", "train.ckpt_interval=0",
             f"train.ema_warmup={'false' if args.no_ema_warmup else 'true'}",
             "train.log_interval=1000", f"eval.interval={10 ** 6}", "eval.batch_size=16"]
+    opts += AUG_PRESETS[args.aug]
     exp = load_experiment(ROOT / "configs" / "tiny_cpu.yaml", opts, output_dir=str(work / "run"))
     trainer = Trainer(exp, device=args.device)
     print(f"machine: {torch.get_num_threads()} threads, device {args.device}; train samples "
           f"{len(trainer.train_set)}, val people {len(trainer.val_set)}, batch {args.batch_size}, "
-          f"keep-rate warm-up {args.keep_rate_warmup} epochs; work dir {work}", flush=True)
+          f"keep-rate warm-up {args.keep_rate_warmup} epochs, aug {args.aug}; work dir {work}", flush=True)
     rows, start = [], time.perf_counter()
     header = f"{'epoch':>5} {'steps':>6} {'img/s':>7} {'loss':>9} {'AP ema':>7} {'AP live':>8} {'time s':>7}"
     while trainer.epoch < args.epochs and time.perf_counter() - start < args.budget_min * 60:

@@ -83,3 +83,19 @@ def test_save_roundtrip(tmp_path):
     assert raw["train"]["epochs"] == 7 and raw["model"]["name"] == "gtpt-s-wholebody"
     again = load_experiment(path)
     assert isinstance(again, Experiment) and again.to_dict() == exp.to_dict()
+
+
+def test_numbers_written_without_a_dot_are_numbers(tmp_path):
+    # YAML 1.1 reads 1e-3 as the string '1e-3'; a user writing it must still get lr = 0.001
+    p = tmp_path / "lr.yaml"
+    p.write_text("train:\n  lr: 1e-3\n  grad_clip: 5\n  epochs: 4\ndata:\n  aug:\n    scale_factor: 3e-1\n")
+    exp = load_experiment(p, ["eval.kpt_score_thr=2e-2"])
+    assert isinstance(exp.train.lr, float) and exp.train.lr == 1e-3
+    assert exp.train.grad_clip == 5.0 and exp.data.aug.scale_factor == 0.3
+    assert exp.eval.kpt_score_thr == 0.02 and exp.train.epochs == 4
+    with pytest.raises(ConfigError, match="'train.lr' must be a number, got 'fast'"):
+        load_experiment(p, ["train.lr=fast"])
+    with pytest.raises(ConfigError, match="'train.epochs' must be an integer"):
+        load_experiment(p, ["train.epochs=2.5"])
+    with pytest.raises(ConfigError, match="'train.batch_size' must be a number"):
+        load_experiment(p, ["train.batch_size=true"])

@@ -151,6 +151,29 @@ def _plain(obj):
     return obj
 
 
+def _coerce_number(typ, value, key: str, source: str):
+    """Numbers for float / int fields. YAML 1.1 reads `1e-3` (no dot) as a string, so numeric
+    strings become floats; anything else that is not a number is a ConfigError naming the key."""
+    args = typing.get_args(typ)
+    base = next((a for a in args if a is not type(None)), typ) if args else typ
+    if value is None or base not in (float, int):
+        return value
+    if isinstance(value, bool):
+        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}") from None
+    if base is int:
+        if not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
+        return int(value)
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{source}: '{key}' must be a number, got {value!r}")
+    return float(value)
+
+
 def _build(cls, values: dict, where: str, source: str):
     """Dataclass `cls` from a dict, recursing into dataclass fields; unknown keys -> ConfigError."""
     if values is None:
@@ -166,6 +189,8 @@ def _build(cls, values: dict, where: str, source: str):
         typ = hints[key]
         if dataclasses.is_dataclass(typ) and not isinstance(value, typ):
             value = _build(typ, value, f"{where}.{key}", source)
+        else:
+            value = _coerce_number(typ, value, f"{where}.{key}", source)
         kwargs[key] = value
     try:
         return cls(**kwargs)
