@@ -1,6 +1,8 @@
 """Training loop end to end on generated datasets (real jpgs, json, pycocotools scoring)."""
 import csv
 import json
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -11,7 +13,7 @@ from gtpt.engine.experiment import load_experiment
 from gtpt.engine.state import load_checkpoint
 from gtpt.engine.trainer import NonFiniteLossError, Trainer, keep_rates_at
 from gtpt.models.checkpoint import load_model, read_model_metadata
-from tests.engine_helpers import TINY, data_opts, dataset, load_safetensors
+from tests.engine_helpers import TINY, data_opts, dataset, env, load_safetensors
 
 
 def _rows(out):
@@ -56,6 +58,24 @@ def test_train_then_evaluate_body_with_unreadable_images(tmp_path):
     # a second start in the same folder without --resume refuses instead of overwriting
     with pytest.raises(FileExistsError, match="--resume auto"):
         Trainer(exp, device="cpu")
+
+    # release step: `gtpt convert --from-training` keeps only the weights (EMA or live), float16 if asked
+    for live, half in ((False, True), (True, False)):
+        dst = tmp_path / f"release_{live}_{half}.safetensors"
+        cmd = [sys.executable, "-m", "gtpt", "convert", "--from-training", str(out / "last.ckpt"),
+               "--out", str(dst)] + ["--live-weights"] * live + ["--half"] * half
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env())
+        assert res.returncode == 0, res.stdout + res.stderr
+        stored = load_safetensors(dst)
+        src = ckpt["model" if live else "ema"]
+        assert stored["keypoint_tokens"].dtype == (torch.float16 if half else torch.float32)
+        assert all(torch.allclose(stored[k].float(), src[k].float(), atol=1e-3 if half else 0) for k in stored)
+        meta = read_model_metadata(dst)
+        assert meta["weights"] == ("live" if live else "ema") and json.loads(meta["global_step"]) == ckpt["global_step"]
+        assert load_model(dst).cfg.name == "gtpt-t-body"
+    res = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-training", str(out / "config.yaml"),
+                          "--out", str(tmp_path / "x.safetensors")], capture_output=True, text=True, env=env())
+    assert res.returncode == 1 and "config.yaml" in res.stdout
 
 
 def test_wholebody_train_and_evaluate(tmp_path):

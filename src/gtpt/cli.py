@@ -13,7 +13,7 @@ VERBS = {
     "train": "train a model from a YAML config (one device, or many via torchrun)",
     "eval": "evaluate a checkpoint on a COCO-format validation set (flip test, OKS-NMS, COCO AP)",
     "export": "export a model to ONNX (pruning included)",
-    "convert": "convert an official GTPT checkpoint to this package's safetensors format",
+    "convert": "official checkpoints or a training run's last.ckpt -> this package's safetensors (optionally float16)",
     "profile": "count parameters and GMACs for one 256x192 image, the way the paper counts",
     "bench": "measure latency and images/s (eager, compiled, onnxruntime)",
 }

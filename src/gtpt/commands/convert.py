@@ -1,17 +1,44 @@
-"""gtpt convert --from-official PATH --model NAME --out FILE"""
+"""gtpt convert (--from-official PATH --model NAME | --from-training RUN/last.ckpt) --out FILE
+
+Both sources end as this package's .safetensors (weights + config, nothing pickled): the authors'
+checkpoints, or the weights of one of our training runs without its optimiser and RNG state
+(the release step; `--half` halves the size).
+"""
 from __future__ import annotations
 
 from ..config import PRESETS
 
 
 def add_arguments(p):
-    p.add_argument("--from-official", required=True, metavar="PATH",
-                   help="the authors' checkpoint (.pth; plain or wrapped state dict, ema_* keys)")
-    p.add_argument("--model", required=True, choices=list(PRESETS), help="the preset it was trained as")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-official", metavar="PATH",
+                     help="the authors' checkpoint (.pth; plain or wrapped state dict, ema_* keys); needs --model")
+    src.add_argument("--from-training", metavar="CKPT",
+                     help="a `gtpt train` checkpoint (RUN/last.ckpt); its config names the preset")
+    p.add_argument("--model", choices=list(PRESETS), help="the preset the official checkpoint was trained as")
     p.add_argument("--out", required=True, metavar="FILE", help="output .safetensors file")
     p.add_argument("--live-weights", action="store_true",
                    help="take the live (non-EMA) weights instead of the EMA copy used for evaluation")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    p.add_argument("--note", default=None, help="free text stored in the file's metadata (e.g. a model card link)")
+
+
+def _from_training(path: str, live: bool):
+    """(model, metadata) from a training checkpoint's EMA (or live) weights."""
+    from ..engine.state import load_checkpoint
+    from ..models import build_model
+    from ..models.checkpoint import CheckpointError
+    from ..engine.experiment import experiment_from_dict
+    ckpt = load_checkpoint(path)
+    exp = experiment_from_dict(ckpt["config"], source=f"{path} (config)")
+    key = "model" if live else "ema"
+    if not ckpt.get(key):
+        raise CheckpointError(f"{path} has no EMA weights (trained with train.ema=false); pass --live-weights")
+    model = build_model(exp.model)
+    model.load_state_dict(ckpt[key], strict=True)
+    meta = {"source": f"gtpt training checkpoint {path}", "weights": "live" if live else "ema",
+            "epoch": int(ckpt["epoch"]), "global_step": int(ckpt["global_step"])}
+    return model.eval(), meta
 
 
 def run(args) -> int:
@@ -19,12 +46,20 @@ def run(args) -> int:
 
     from ..models.checkpoint import CheckpointError, load_official_checkpoint, save_model
     try:
-        model = load_official_checkpoint(args.from_official, args.model, use_ema=not args.live_weights)
-    except (CheckpointError, FileNotFoundError) as e:
+        if args.from_official:
+            if not args.model:
+                print("gtpt convert: error: --from-official needs --model NAME (the preset it was trained as)")
+                return 2
+            model = load_official_checkpoint(args.from_official, args.model, use_ema=not args.live_weights)
+            meta = {"source": f"official checkpoint {args.from_official}",
+                    "weights": "live" if args.live_weights else "ema"}
+        else:
+            model, meta = _from_training(args.from_training, args.live_weights)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"gtpt convert: error: {e}")
         return 1
-    out = save_model(model, args.out, metadata={"source": f"official checkpoint {args.from_official}",
-                                                "weights": "live" if args.live_weights else "ema"},
-                     dtype=torch.float16 if args.half else None)
-    print(f"wrote {out} ({args.model}, {'live' if args.live_weights else 'EMA'} weights)")
+    if args.note:
+        meta["note"] = args.note
+    out = save_model(model, args.out, metadata=meta, dtype=torch.float16 if args.half else None)
+    print(f"wrote {out} ({model.cfg.name}, {meta['weights']} weights{', float16' if args.half else ''})")
     return 0
