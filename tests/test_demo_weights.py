@@ -11,12 +11,13 @@ from safetensors.torch import load_file
 
 from gtpt import Predictor
 from gtpt.commands._weights import DEMO_WEIGHTS, choose_weights
+from gtpt.inference.draw import DRAW_KPT_THR
 from gtpt.models.checkpoint import read_model_metadata
 from tests.helpers import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "tests" / "data" / "mini_sample"
 HELD_OUT = ("p2s_single_cam04_0040.jpg", "p2s_multi_cam04_0010.jpg")   # the val videos (cam04)
-MIN_OKS = 0.5   # measured 0.XX with the shipped file; a random model scores about 0.0X
+MIN_OKS = 0.6   # measured 0.73 (0.78, 0.68) with the shipped file; an untrained model 0.03
 
 
 def test_file_is_small_float16_and_described():
@@ -76,4 +77,5 @@ def test_demo_uses_the_shipped_weights(tmp_path, verb):
     assert f"shipped demo weights {DEMO_WEIGHTS}" in proc.stdout and "UNTRAINED" not in proc.stdout
     person = json.loads((tmp_path / "demo_predictions.json").read_text())[0]
     kp = np.array(person["keypoints"]).reshape(-1, 3)
-    assert (kp[:, 2] > 0.3).sum() >= 12    # a confident skeleton, not scattered guesses
+    # most joints clear the drawing threshold (13 of 17 measured), so the picture shows a skeleton
+    assert (kp[:, 2] > DRAW_KPT_THR).sum() >= 10

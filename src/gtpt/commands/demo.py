@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..inference.draw import DRAW_KPT_THR
 from ._weights import ASSETS, add_weights_arguments, announce, choose_weights
 
 DEMO_IMAGE = ASSETS / "demo.jpg"
@@ -19,7 +20,7 @@ def add_arguments(p):
     p.add_argument("--image", default=str(DEMO_IMAGE), metavar="FILE", help="picture to run on")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--kpt-thr", type=float, default=None,
-                   help="joints scoring at or below this are not drawn (default 0.3; 0 for untrained weights, "
+                   help="joints scoring at or below this are not drawn (default 0.02, SA-SimCC scores peak near 0.1; 0 for untrained weights, "
                         "so the pipeline's output is visible)")
 
 
@@ -57,7 +58,7 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pose_path, json_path, prune_path = out / "demo_pose.jpg", out / "demo_predictions.json", out / "demo_pruning.png"
-    kpt_thr = args.kpt_thr if args.kpt_thr is not None else (0.0 if choice.untrained else 0.3)
+    kpt_thr = args.kpt_thr if args.kpt_thr is not None else (0.0 if choice.untrained else DRAW_KPT_THR)
     cv2.imwrite(str(pose_path), draw_poses(image, [person], kpt_thr=kpt_thr))
     write_json(json_path, [person.to_coco(1, Path(args.image).name)])
     trace = predictor.kept_patches(image, box)

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from ._weights import add_keep_rates_argument, add_weights_arguments, announce, choose_weights
+from ..inference.draw import DRAW_KPT_THR
 
 IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are batched inside)
 
@@ -25,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
                    help="inference backend (default: onnxruntime for an .onnx file, else torch)")
-    p.add_argument("--kpt-thr", type=float, default=0.3, help="joints scoring at or below this are not drawn")
+    p.add_argument("--kpt-thr", type=float, default=DRAW_KPT_THR,
+                   help="joints scoring at or below this are not drawn (SA-SimCC scores peak near 0.1)")
     p.add_argument("--no-flip", action="store_true",
                    help="skip the flip test (about 2x faster, a little less accurate)")
     add_keep_rates_argument(p)
