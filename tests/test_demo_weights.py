@@ -1,9 +1,10 @@
 """The shipped demo weights (GTPT-T body trained on gtpt-mini): small, float16, announced, and
 they find the joints of people from videos held out of their training (pycocotools OKS)."""
 import json
+import subprocess
+import sys
 
 import numpy as np
-import pytest
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -13,6 +14,7 @@ from gtpt import Predictor
 from gtpt.commands._weights import DEMO_WEIGHTS, choose_weights
 from gtpt.inference.draw import DRAW_KPT_THR
 from gtpt.models.checkpoint import read_model_metadata
+from tests.engine_helpers import env
 from tests.helpers import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "tests" / "data" / "mini_sample"
@@ -66,12 +68,8 @@ def test_held_out_people_are_found():
     assert np.mean(_held_out_oks("gtpt-t-body")) < MIN_OKS / 2
 
 
-@pytest.mark.parametrize("verb", ["demo"])
-def test_demo_uses_the_shipped_weights(tmp_path, verb):
-    import subprocess
-    import sys
-    from tests.engine_helpers import env
-    proc = subprocess.run([sys.executable, "-m", "gtpt", verb, "--out", str(tmp_path)],
+def test_demo_uses_the_shipped_weights(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gtpt", "demo", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300, env=env())
     assert proc.returncode == 0, proc.stderr
     assert f"shipped demo weights {DEMO_WEIGHTS}" in proc.stdout and "UNTRAINED" not in proc.stdout

@@ -48,8 +48,10 @@ def choose_weights(weights: Optional[str], model: Optional[str],
             raise FileNotFoundError(f"weights file not found: {weights}")
         return WeightsChoice(weights, model, False, f"{weights}" + (f" (expected {model})" if model else ""))
     if DEMO_WEIGHTS.is_file() and model in (None, DEMO_PRESET):
-        return WeightsChoice(str(DEMO_WEIGHTS), DEMO_PRESET, False, f"shipped demo weights {DEMO_WEIGHTS} (gtpt-mini: a few people in a few "
-                             f"scenes, not a COCO model; model card: {DEMO_WEIGHTS.with_suffix('.md').name})")
+        card = DEMO_WEIGHTS.with_suffix(".md").name
+        return WeightsChoice(str(DEMO_WEIGHTS), DEMO_PRESET, False,
+                             f"shipped demo weights {DEMO_WEIGHTS} (gtpt-mini: a few people in a few scenes, "
+                             f"not a COCO model; model card: {card})")
     name = model or DEMO_PRESET
     why = why_untrained if model or DEMO_WEIGHTS.is_file() else f"{why_untrained} and no shipped demo weights"
     return WeightsChoice(name, None, True, f"UNTRAINED random {name}: {why}")

@@ -25,20 +25,11 @@ def add_arguments(p):
 
 def _from_training(path: str, live: bool):
     """(model, metadata) from a training checkpoint's EMA (or live) weights."""
-    from ..engine.state import load_checkpoint
-    from ..models import build_model
-    from ..models.checkpoint import CheckpointError
-    from ..engine.experiment import experiment_from_dict
-    ckpt = load_checkpoint(path)
-    exp = experiment_from_dict(ckpt["config"], source=f"{path} (config)")
-    key = "model" if live else "ema"
-    if not ckpt.get(key):
-        raise CheckpointError(f"{path} has no EMA weights (trained with train.ema=false); pass --live-weights")
-    model = build_model(exp.model)
-    model.load_state_dict(ckpt[key], strict=True)
+    from ..engine.state import model_from_checkpoint
+    model, ckpt = model_from_checkpoint(path, live=live, hint="; pass --live-weights")
     meta = {"source": f"gtpt training checkpoint {path}", "weights": "live" if live else "ema",
             "epoch": int(ckpt["epoch"]), "global_step": int(ckpt["global_step"])}
-    return model.eval(), meta
+    return model, meta
 
 
 def run(args) -> int:

@@ -31,21 +31,14 @@ def add_arguments(p):
 
 def load_for_eval(path, exp):
     """Model in eval mode from any supported checkpoint kind, with the config's keep rates."""
-    from ..models import build_model
     from ..models.checkpoint import CheckpointError, load_model, load_official_checkpoint
-    from ..engine.state import load_checkpoint
+    from ..engine.state import model_from_checkpoint
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return load_model(path, keep_rates=exp.model.keep_rates, expect=exp.model.name)
     if suffix == ".ckpt":
-        ckpt = load_checkpoint(path)
-        if not ckpt.get("ema"):
-            raise CheckpointError(f"{path} has no EMA weights (trained with train.ema=false); "
-                                  f"use its model.safetensors instead")
-        model = build_model(exp.model)
-        model.load_state_dict(ckpt["ema"], strict=True)
-        return model.eval()
+        return model_from_checkpoint(path, exp.model, hint="; use its model.safetensors instead")[0]
     if suffix in (".pth", ".pt", ".tar"):
         return load_official_checkpoint(path, exp.model.name, keep_rates=exp.model.keep_rates)
     raise CheckpointError(f"{path}: unknown checkpoint kind '{suffix}' (expected .safetensors, .ckpt or .pth)")

@@ -71,6 +71,26 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return ckpt
 
 
+def model_from_checkpoint(path, model_cfg=None, live: bool = False, hint: str = ""):
+    """(eval-mode GTPT, checkpoint dict) from a training checkpoint's EMA weights (or live ones).
+
+    model_cfg: the ModelConfig to build (e.g. with other keep rates); default the run's own.
+    hint: appended to the error when the run kept no EMA copy.
+    """
+    from ..models import build_model
+    from ..models.checkpoint import CheckpointError
+    from .experiment import experiment_from_dict
+    ckpt = load_checkpoint(path)
+    key = "model" if live else "ema"
+    if not ckpt.get(key):
+        raise CheckpointError(f"{path} has no EMA weights (trained with train.ema=false){hint}")
+    if model_cfg is None:
+        model_cfg = experiment_from_dict(ckpt["config"], source=f"{path} (config)").model
+    model = build_model(model_cfg)
+    model.load_state_dict(ckpt[key], strict=True)
+    return model.eval(), ckpt
+
+
 CKPT_FORMAT = "gtpt-train-1"
 
 __all__ = ["get_rng_state", "set_rng_state", "atomic_save", "load_checkpoint", "CKPT_FORMAT"]
