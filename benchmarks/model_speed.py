@@ -3,11 +3,19 @@
     python benchmarks/model_speed.py                                # CPU, GTPT-T body, batch 1 and 32
     python benchmarks/model_speed.py --device cuda --batch 1 1024 --modes eager-fp32 eager-bf16 compile-bf16 graph-fp32
 
-Modes: eager-fp32, eager-bf16 (autocast), compile-fp32 / compile-bf16 (torch.compile, inductor),
-graph-fp32 / graph-bf16 (torch.compile with CUDA graphs, "reduce-overhead"). Every mode runs a
-BatchNorm-folded, channels-last deployment copy. The reference figures come from
-`shared/docs/recipe.md` (the authors' code, eager, same machine kinds). Prints a table; with
---out, also appends each row to a file as it is measured.
+Modes are <kind>-<precision>. Kinds: eager; compile (torch.compile, inductor); graph (CUDA graphs,
+"reduce-overhead"); freeze (graph + inductor freezing: weights become constants); autotune
+("max-autotune", CUDA graphs included); autotune-nocg ("max-autotune-no-cudagraphs"). Precisions:
+fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and input, no autocast).
+Every mode runs a BatchNorm-folded, channels-last deployment copy. The reference figures come from
+`shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
+the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
+
+--check adds the largest absolute output difference against fp32 eager (TF32 off) on the same input.
+--profile DIR writes a torch.profiler table per row to DIR/<model>_<mode>_<batch>.txt.
+--gpu-lock FILE lets several processes compile at once but time on the GPU one at a time: each holds
+an exclusive lock on FILE from its first (compiling) call to the end of its row (max-autotune kinds,
+which time kernels on the GPU while compiling, take it before compiling).
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
@@ -36,10 +45,30 @@ REFERENCE = {
     ("cuda", "gtpt-t-wholebody", 1024, "fp32"): 5558.0, ("cuda", "gtpt-t-wholebody", 1024, "bf16"): 6512.0,
 }
 
+# kind -> (torch.compile mode, extra inductor options); eager is not compiled
+COMPILE = {
+    "compile": (None, {}),
+    "graph": ("reduce-overhead", {}),
+    "freeze": ("reduce-overhead", {"freezing": True}),
+    "autotune": ("max-autotune", {}),
+    "autotune-nocg": ("max-autotune-no-cudagraphs", {}),
+}
+KINDS = ("eager", *COMPILE)
+SDPA_BACKENDS = ("flash", "mem_efficient", "cudnn", "math")   # torch.backends.cuda.enable_<name>_sdp
+PRECISIONS = ("fp32", "bf16", "bf16w")
+
+
+def parse_mode(mode: str) -> tuple[str, str]:
+    kind, _, precision = mode.rpartition("-")
+    if kind not in KINDS or precision not in PRECISIONS:
+        raise ValueError(f"unknown mode {mode!r}: want <kind>-<precision>, kind in {KINDS}, precision in {PRECISIONS}")
+    return kind, precision
+
 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+        cudnn = "on" if torch.backends.cudnn.benchmark else "off"
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, cudnn.benchmark {cudnn}"
     name = platform.processor() or "CPU"
     try:
         name = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -48,39 +77,122 @@ def machine(device: torch.device) -> str:
     return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def make_runner(model, mode: str, device: torch.device):
-    kind, precision = mode.split("-")
-    model = deployment_copy(model, device, channels_last=True)  # faster convolutions on CPU and GPU
-    fn = model
-    if kind == "compile":
-        fn = torch.compile(model, dynamic=False)
-    elif kind == "graph":
-        fn = torch.compile(model, dynamic=False, mode="reduce-overhead")
+class GpuLock:
+    """An exclusive lock on a file (see --gpu-lock); does nothing without a path."""
+
+    def __init__(self, path: Optional[str]):
+        self.file = open(path, "a") if path else None
+        self.held = False
+
+    def acquire(self) -> None:
+        if self.file and not self.held:
+            import fcntl
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+            self.held = True
+
+    def release(self) -> None:
+        if self.file and self.held:
+            import fcntl
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.held = False
+
+
+def compile_model(model, kind: str):
+    """torch.compile for `kind` (see COMPILE)."""
+    mode, extra = COMPILE[kind]
+    if extra:   # torch.compile takes mode or options, not both; options apply only while this model compiles
+        from torch._inductor import list_mode_options
+        return torch.compile(model, dynamic=False, options={**list_mode_options(mode), **extra})
+    return torch.compile(model, dynamic=False, mode=mode)
+
+
+class Runner(NamedTuple):
+    run: Callable[[torch.Tensor], object]
+    precision: str
+    dtype: torch.dtype        # input dtype
+    compile_unlocked: bool    # compile before taking the GPU lock (autotune kinds time kernels while compiling)
+
+
+def make_runner(model, mode: str, device: torch.device, channels_last: bool = True) -> Runner:
+    kind, precision = parse_mode(mode)
+    model = deployment_copy(model, device, channels_last=channels_last)
+    dtype = torch.float32
+    if precision == "bf16w":
+        model, dtype = model.to(torch.bfloat16), torch.bfloat16
+    fn = model if kind == "eager" else compile_model(model, kind)
+    autocast = precision == "bf16"
 
     def run(x):
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             return fn(x)
-    return run, precision
+    return Runner(run, precision, dtype, kind not in ("eager", "autotune", "autotune-nocg"))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_it(run, x, device, warmup: int, repeats: int, min_seconds: float) -> float:
     """Median seconds per call; each timed sample runs enough calls to last min_seconds."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         run(x)
-    sync()
+    sync(device)
     t = time.perf_counter()
     run(x)
-    sync()
+    sync(device)
     calls = max(1, int(min_seconds / max(time.perf_counter() - t, 1e-6)))
     samples = []
     for _ in range(repeats):
         t = time.perf_counter()
         for _ in range(calls):
             run(x)
-        sync()
+        sync(device)
         samples.append((time.perf_counter() - t) / calls)
     return statistics.median(samples)
+
+
+def tensors(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    return [t for o in out for t in tensors(o)] if isinstance(out, (list, tuple)) else []
+
+
+def fp32_reference(model, x, device) -> list[torch.Tensor]:
+    """fp32 eager outputs of the deployment copy, with TF32 off."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.inference_mode():
+            return [t.float() for t in tensors(deployment_copy(model, device)(x))]
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def max_abs_diff(out, ref: list[torch.Tensor]) -> float:
+    got = tensors(out)
+    if len(got) != len(ref):
+        raise RuntimeError(f"{len(got)} outputs, fp32 eager gives {len(ref)}")
+    return max((g.float() - r).abs().max().item() for g, r in zip(got, ref))
+
+
+def profile_table(run, x, device, calls: int = 5) -> str:
+    """torch.profiler over `calls` calls: ops by self device time (CUDA) or self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        for _ in range(calls):
+            run(x)
+        sync(device)
+    events = prof.key_averages()
+    text = f"{calls} calls\n\n" + events.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=30)
+    if cuda:
+        text += "\n\nby CPU time (launch overhead):\n" + events.table(sort_by="cpu_time_total", row_limit=15)
+    return text
 
 
 def main(argv=None) -> int:
@@ -94,12 +206,36 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--min-seconds", type=float, default=0.5, help="per timed sample")
     p.add_argument("--out", help="append rows to this file as they are measured")
+    p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave torch.backends.cudnn.benchmark off (CUDA)")
+    p.add_argument("--check", action="store_true", help="add a max|Δ| column against fp32 eager outputs (one batch)")
+    p.add_argument("--profile", metavar="DIR", help="write a torch.profiler table per row to DIR")
+    p.add_argument("--gpu-lock", metavar="FILE", help="take turns on the device with other processes given FILE")
+    p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
+                   help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
+    p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
+                   help="allow only this scaled_dot_product_attention backend (CUDA; auto: torch's choice)")
     args = p.parse_args(argv)
+    for mode in args.modes:
+        try:
+            parse_mode(mode)
+        except ValueError as e:
+            p.error(str(e))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    header = f"{'model':<18}{'mode':<14}{'batch':>6}{'ms/batch':>11}{'images/s':>11}{'reference':>11}{'speed-up':>10}"
-    lines = [f"machine: {machine(device)}", header]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
+        if args.sdpa_backend != "auto":   # global flags: torch.compile reads them when it traces
+            for backend in SDPA_BACKENDS:
+                getattr(torch.backends.cuda, f"enable_{backend}_sdp")(backend == args.sdpa_backend)
+    channels_last = args.memory_format == "channels_last"
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    lock = GpuLock(args.gpu_lock)
+    header = f"{'model':<18}{'mode':<26}{'batch':>6}{'ms/batch':>11}{'images/s':>11}{'reference':>11}{'speed-up':>10}"
+    if args.check:
+        header += f"{'max|Δ| vs fp32':>16}"
+    lines = [f"machine: {machine(device)}, {args.memory_format}, sdpa {args.sdpa_backend}", header]
     print("\n".join(lines), flush=True)
     out = open(args.out, "a") if args.out else None
     if out:
@@ -107,19 +243,39 @@ def main(argv=None) -> int:
         out.flush()
     for name in args.models:
         model = build_model(name).eval()
+        inputs, refs = {}, {}
         for mode in args.modes:
-            run, precision = make_runner(model, mode, device)
+            runner = make_runner(model, mode, device, channels_last)
             for b in args.batch:
-                x = torch.randn(b, 3, *model.cfg.image_size, device=device)
-                x = x.contiguous(memory_format=torch.channels_last)
-                sec = time_it(run, x, device, args.warmup, args.repeats, args.min_seconds)
-                ref = REFERENCE.get((device.type, name, b, precision))
-                row = (f"{name:<18}{mode:<14}{b:>6}{sec * 1e3:>11.2f}{b / sec:>11.1f}"
+                if b not in inputs:
+                    inputs[b] = torch.randn(b, 3, *model.cfg.image_size, device=device).contiguous(
+                        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+                x = inputs[b].to(runner.dtype)
+                if runner.compile_unlocked:
+                    runner.run(x)   # compile while others may time; one call's device work is noise to them
+                lock.acquire()
+                sec = time_it(runner.run, x, device, args.warmup, args.repeats, args.min_seconds)
+                ref = REFERENCE.get((device.type, name, b, "bf16" if runner.precision == "bf16w" else runner.precision))
+                label = mode + (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
+                    + ("" if channels_last else "/nchw")   # rows of parallel runs share one file
+                row = (f"{name:<18}{label:<26}{b:>6}{sec * 1e3:>11.2f}{b / sec:>11.1f}"
                        f"{(f'{ref:.1f}' if ref else '-'):>11}{(f'x{b / sec / ref:.2f}' if ref else '-'):>10}")
+                if args.check:
+                    if b not in refs:
+                        refs[b] = fp32_reference(model, inputs[b], device)
+                    row += f"{max_abs_diff(runner.run(x), refs[b]):>16.3g}"
                 print(row, flush=True)
                 if out:
                     out.write(row + "\n")
                     out.flush()
+                if args.profile:
+                    path = Path(args.profile) / f"{name}_{mode}_{b}.txt"
+                    try:
+                        path.write_text(f"{name} {mode} batch {b}, {machine(device)}\n"
+                                        + profile_table(runner.run, x, device))
+                    except Exception as e:  # a profile is a bonus: keep measuring
+                        print(f"profile {path.name} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                lock.release()
     return 0
 
 

@@ -136,3 +136,34 @@ def test_keep_rate_warmup_schedule():
     assert keep_rates_at(target, 2, 4) == pytest.approx((1.0, 0.85, 0.65, 0.55))
     assert keep_rates_at(target, 4, 4) == pytest.approx(target)
     assert keep_rates_at(target, 9, 4) == pytest.approx(target)
+
+
+def test_time_budget_replans_epochs_and_milestones(tmp_path, capsys):
+    d = dataset(tmp_path / "d", num_images=2, people=2, seed=6)
+    opts = data_opts(d) + ["train.epochs=40", "train.milestones=[30,36]", "train.batch_size=2"]
+    # the re-planning rule, from a given elapsed time: 30 s per epoch and 2 minutes -> 4 epochs
+    trainer = Trainer(load_experiment(TINY, opts + ["train.time_budget_min=2"], output_dir=str(tmp_path / "a")),
+                      device="cpu")
+    trainer.elapsed_s = 30.0
+    trainer._replan()
+    assert trainer.exp.train.epochs == 4 and trainer.total_steps == 4 * trainer.steps_per_epoch
+    assert sorted(trainer.scheduler.milestones.elements()) == [3, 4]
+    # once the lr has stepped, the plan is fixed
+    trainer.epoch, trainer.elapsed_s = 2, 1.0
+    trainer._replan()
+    assert trainer.exp.train.epochs == 4
+    # end to end: a budget far below one epoch's time stops after 2 epochs (1 done + at least 1 more),
+    # both lr steps land on epoch 2, and the plan survives in last.ckpt
+    out = tmp_path / "b"
+    summary = Trainer(load_experiment(TINY, opts + ["train.time_budget_min=1e-6"], output_dir=str(out)),
+                      device="cpu").fit()
+    assert "time budget 1e-06 min: 2 epochs, lr steps at epochs [2]" in capsys.readouterr().out
+    assert [r["epoch"] for r in _rows(out)] == ["1", "2"]
+    ckpt = load_checkpoint(out / "last.ckpt")
+    assert ckpt["epochs"] == 2 and ckpt["elapsed_s"] > 0 and ckpt["global_step"] == summary["global_step"]
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.01)
+    # a resume keeps the plan (2 epochs, not the config's 40): the run is already complete
+    resumed = Trainer(load_experiment(TINY, opts + ["train.time_budget_min=1e-6"], output_dir=str(out)),
+                      device="cpu", resume="auto")
+    assert resumed.exp.train.epochs == 2 and sorted(resumed.scheduler.milestones.elements()) == [2, 2]
+    assert resumed.fit()["global_step"] == summary["global_step"]

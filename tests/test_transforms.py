@@ -5,7 +5,8 @@ import pytest
 
 from gtpt.data.transforms import (AugmentConfig, affine_points, box_to_center_scale, clean_bbox,
                                   color_jitter, draw_augmentation, flip_joints, get_affine_transform,
-                                  half_body_center_scale, transform_joints, warp_image)
+                                  half_body_center_scale, random_occlusion, transform_joints,
+                                  warp_image)
 from gtpt.keypoints import get_keypoint_spec
 from tests.helpers import load_fixture
 
@@ -150,3 +151,19 @@ def test_color_jitter_changes_image_within_bounds():
     out = color_jitter(img, AugmentConfig(color_jitter=True), np.random.default_rng(3))
     assert out.dtype == np.uint8 and out.shape == img.shape and not np.array_equal(out, img)
     assert np.abs(out.astype(int) - img).mean() < 60
+
+
+def test_random_occlusion_covers_one_box_of_the_given_size():
+    img = np.full((256, 192, 3), 128, np.uint8)
+    cfg = AugmentConfig(occlusion_prob=1.0, occlusion_area=(0.05, 0.1))
+    for seed in range(20):
+        out = random_occlusion(img, cfg, np.random.default_rng(seed))
+        ys, xs = np.nonzero((out != img).any(axis=2))
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert 0.04 * img.shape[0] * img.shape[1] <= box <= 0.1 * img.shape[0] * img.shape[1]
+        assert len(ys) > 0.9 * box                     # one filled box (noise rarely hits 128)
+        assert np.array_equal(img, np.full_like(img, 128))   # the input is untouched
+    off = AugmentConfig(occlusion_prob=0.0)
+    assert random_occlusion(img, off, np.random.default_rng(0)) is img
+    with pytest.raises(ValueError, match="occlusion_area"):
+        AugmentConfig(occlusion_area=(0.2, 0.1))

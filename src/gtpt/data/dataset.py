@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from gtpt.codec import SimCCCodec
 from gtpt.data.coco import PersonRecord
 from gtpt.data.transforms import (AugmentConfig, color_jitter, draw_augmentation, flip_joints,
-                                  get_affine_transform, transform_joints, warp_image)
+                                  get_affine_transform, random_occlusion, transform_joints, warp_image)
 from gtpt.keypoints import KeypointSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -102,12 +102,14 @@ class TopDownDataset(Dataset):
                 image = image[:, ::-1]
                 joints, vis = flip_joints(joints, vis, image.shape[1], self._flip_index)
                 center[0] = image.shape[1] - center[0] - 1
-            if self.aug.color_jitter:
-                image = color_jitter(image, self.aug, rng)
 
         h, w = self.codec.input_size
         trans = get_affine_transform(center, scale, rot, (w, h))
         crop = warp_image(np.ascontiguousarray(image), trans, (w, h))
+        if self.train:   # pixel-level augmentation on the small input, not on the whole image
+            if self.aug.color_jitter:
+                crop = color_jitter(crop, self.aug, rng)
+            crop = random_occlusion(crop, self.aug, rng)
         joints_in = transform_joints(joints, vis, trans)
         target_x, target_y, target_weight = self.codec.encode(joints_in, vis)
 

@@ -155,6 +155,18 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    occlusion_prob: float = 0.0       # not in the recipe: random erasing of one box of the input
+    occlusion_area: tuple = (0.02, 0.15)   # its area, as a fraction of the input
+
+    def __post_init__(self):
+        for name in ("half_body_prob", "rotation_prob", "flip_prob", "occlusion_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"aug.{name} must be in [0, 1], got {getattr(self, name)}")
+        self.occlusion_area = tuple(float(a) for a in self.occlusion_area)
+        lo, hi = self.occlusion_area if len(self.occlusion_area) == 2 else (-1, -1)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"aug.occlusion_area must be [min, max] with 0 < min <= max <= 1, "
+                             f"got {list(self.occlusion_area)}")
 
 
 @dataclass
@@ -225,9 +237,27 @@ def color_jitter(image_bgr, cfg: AugmentConfig, rng: np.random.Generator):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def random_occlusion(image, cfg: AugmentConfig, rng: np.random.Generator):
+    """With cfg.occlusion_prob, cover one random box (aspect 1:3..3:1) with uniform noise.
+
+    Joints under it keep their labels, as COCO labels occluded joints: the model learns to infer
+    them from the rest of the body.
+    """
+    if rng.random() >= cfg.occlusion_prob:
+        return image
+    h, w = image.shape[:2]
+    area = rng.uniform(*cfg.occlusion_area) * h * w
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    bh, bw = min(h, int(np.sqrt(area * aspect))), min(w, int(np.sqrt(area / aspect)))
+    y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+    out = image.copy()
+    out[y:y + bh, x:x + bw] = rng.integers(0, 256, (bh, bw, image.shape[2]), dtype=np.uint8)
+    return out
+
+
 __all__ = [
     "PIXEL_STD", "PADDING", "ASPECT_RATIO", "clean_bbox", "box_to_center_scale",
     "joints_to_center_scale", "get_affine_transform", "warp_image", "affine_points",
     "transform_joints", "flip_joints", "AugmentConfig", "AugmentParams",
-    "half_body_center_scale", "draw_augmentation", "color_jitter",
+    "half_body_center_scale", "draw_augmentation", "color_jitter", "random_occlusion",
 ]

@@ -59,6 +59,7 @@ class TrainConfig:
     """Optimisation recipe (defaults: the paper's 300-epoch Adam schedule, batch 64 per GPU)."""
 
     epochs: int = 300
+    time_budget_min: Optional[float] = None  # re-plan epochs to end in about this many minutes
     lr: float = 1e-3
     milestones: tuple = (200, 260)        # epochs at which lr *= gamma
     gamma: float = 0.1
@@ -90,6 +91,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_momentum <= 1.0:
             raise ConfigError(f"train.ema_momentum must be in [0, 1], got {self.ema_momentum}")
+        if self.time_budget_min is not None and self.time_budget_min <= 0:
+            raise ConfigError(f"train.time_budget_min must be > 0, got {self.time_budget_min}")
         if self.keep_rate_warmup_epochs < 0:
             raise ConfigError(f"train.keep_rate_warmup_epochs must be >= 0, got {self.keep_rate_warmup_epochs}")
 

@@ -12,6 +12,7 @@ metrics.csv, curves.png, tensorboard/ (if importable).
 from __future__ import annotations
 
 import math
+from collections import Counter
 import random
 import time
 from pathlib import Path
@@ -127,6 +128,8 @@ class Trainer:
 
         # position and bookkeeping (overwritten by a resume)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.elapsed_s = 0.0       # wall time of the run so far (time budget), across resumes
+        self._plan_base = (t.epochs, t.milestones)   # what a time budget scales (the config's plan)
         self.best_ap, self.best_epoch = -1.0, -1
         self.epoch_acc = self._new_acc()
         if resume_path is not None:
@@ -169,6 +172,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         self.global_step = int(ckpt["global_step"])
+        self.elapsed_s = float(ckpt.get("elapsed_s", 0.0))
+        self._set_epochs(int(ckpt.get("epochs", self.exp.train.epochs)))   # a time budget re-plans them
         self.best_ap, self.best_epoch = float(ckpt["best_ap"]), int(ckpt["best_epoch"])
         self.epoch_acc = dict(ckpt["epoch_acc"])
         if int(ckpt["world_size"]) != self.world and du.is_main():
@@ -190,6 +195,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "epochs": self.exp.train.epochs, "elapsed_s": self.elapsed_s,
             "best_ap": self.best_ap, "best_epoch": self.best_epoch,
             "epoch_acc": dict(self.epoch_acc), "world_size": self.world,
             "rng": get_rng_state(), "config": self.exp.to_dict(),
@@ -265,8 +271,9 @@ class Trainer:
         t = self.exp.train
         try:
             while self.epoch < t.epochs:
+                t0 = time.perf_counter()
                 self._train_epoch()
-                self._end_epoch()
+                self._end_epoch(time.perf_counter() - t0)
             return self._finish()
         finally:
             if self.logger is not None:
@@ -327,9 +334,35 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else unwrap_model(self.model)
 
-    def _end_epoch(self) -> None:
+    def _set_epochs(self, epochs: int) -> None:
+        self.exp.train.epochs = epochs
+        self.total_steps = epochs * self.steps_per_epoch
+
+    def _replan(self) -> None:
+        """Time budget: set epochs so the run ends in about train.time_budget_min minutes.
+
+        Like ultralytics' `time`: from the mean wall time per epoch so far (evaluation included),
+        and with the lr milestones scaled in proportion. It re-plans only while the lr is still at
+        its first value (a passed milestone cannot move), and rank 0 decides for every rank.
+        """
+        t, done = self.exp.train, self.epoch + 1
+        if t.time_budget_min is None or (t.milestones and done >= min(self.scheduler.milestones)):
+            return
+        epochs = max(done + 1, int(t.time_budget_min * 60 / (self.elapsed_s / done)))
+        epochs = du.broadcast_object(epochs)
+        if epochs == t.epochs:
+            return
+        base_epochs, base_milestones = self._plan_base
+        self.scheduler.milestones = Counter(max(done + 1, round(m * epochs / base_epochs))
+                                            for m in base_milestones)
+        self._set_epochs(epochs)
+        if du.is_main():
+            print(f"time budget {t.time_budget_min:g} min: {epochs} epochs, lr steps at epochs "
+                  f"{sorted(self.scheduler.milestones)}", flush=True)
+
+    def _end_epoch(self, train_time_s: float = 0.0) -> None:
         a, lr = self.epoch_acc, self.optimizer.param_groups[0]["lr"]
-        stats = None
+        stats, t_eval = None, time.perf_counter()
         if self._should_eval():
             if self.ema is not None:
                 du.broadcast_module_state(self.ema.module)   # every rank scores rank 0's EMA
@@ -337,6 +370,8 @@ class Trainer:
                              out_json=self.out / "val_results.json", verbose=du.is_main())
             self.net.train()
         self.scheduler.step()
+        self.elapsed_s += train_time_s + (time.perf_counter() - t_eval)
+        self._replan()
         if du.is_main():
             steps = max(a["steps"], 1)
             row = {"epoch": self.epoch + 1, "global_step": self.global_step, "lr": lr,

@@ -1,0 +1,34 @@
+"""benchmarks/model_speed.py: mode names, pure-bf16 runs, the --check column and --profile files (CPU, eager)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "model_speed.py"
+_spec = importlib.util.spec_from_file_location("model_speed", _PATH)
+model_speed = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(model_speed)
+
+
+def test_mode_names():
+    assert model_speed.parse_mode("freeze-bf16w") == ("freeze", "bf16w")
+    assert model_speed.parse_mode("autotune-nocg-bf16") == ("autotune-nocg", "bf16")
+    for bad in ("graph-fp16", "jit-fp32", "bf16"):
+        with pytest.raises(ValueError):
+            model_speed.parse_mode(bad)
+
+
+def test_eager_rows_check_and_profile(tmp_path, capsys):
+    prof = tmp_path / "prof"
+    assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "eager-bf16w", "--check", "--profile", str(prof),
+                             "--gpu-lock", str(tmp_path / "lock"), "--warmup", "0", "--repeats", "1",
+                             "--min-seconds", "0", "--out", str(tmp_path / "rows.txt")]) == 0
+    rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("gtpt-t-body")}
+    assert float(rows["eager-fp32"][-1]) == 0.0                        # the reference itself
+    assert 0.0 < float(rows["eager-bf16w"][-1]) < 0.5                   # pure bf16 weights and input
+    assert sorted(p.name for p in prof.iterdir()) == ["gtpt-t-body_eager-bf16w_1.txt", "gtpt-t-body_eager-fp32_1.txt"]
+    assert "aten::" in (prof / "gtpt-t-body_eager-bf16w_1.txt").read_text()
+    assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
