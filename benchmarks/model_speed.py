@@ -7,7 +7,8 @@ Modes are <kind>-<precision>. Kinds: eager; compile (torch.compile, inductor); g
 "reduce-overhead"); freeze (graph + inductor freezing: weights become constants); autotune
 ("max-autotune", CUDA graphs included); autotune-nocg ("max-autotune-no-cudagraphs"). Precisions:
 fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and input, no autocast).
-Every mode runs a BatchNorm-folded, channels-last deployment copy. The reference figures come from
+Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
+--sdpa-backend allows only one attention kernel family (CUDA). The reference figures come from
 `shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
 the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
 

@@ -12,9 +12,9 @@ metrics.csv, curves.png, tensorboard/ (if importable).
 from __future__ import annotations
 
 import math
-from collections import Counter
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
