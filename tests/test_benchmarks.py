@@ -1,4 +1,5 @@
-"""benchmarks/model_speed.py: mode names, pure-bf16 runs, the --check column and --profile files (CPU, eager)."""
+"""benchmarks/model_speed.py (mode names, pure-bf16 runs, the --check column and --profile files, CPU
+eager) and benchmarks/data_throughput.py (a real run on a generated dataset)."""
 from __future__ import annotations
 
 import importlib.util
@@ -32,3 +33,14 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
     assert sorted(p.name for p in prof.iterdir()) == ["gtpt-t-body_eager-bf16w_1.txt", "gtpt-t-body_eager-fp32_1.txt"]
     assert "aten::" in (prof / "gtpt-t-body_eager-bf16w_1.txt").read_text()
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
+
+
+def test_data_throughput_prints_a_row_per_worker_count(tmp_path):
+    from tests.engine_helpers import PYTHON, TINY, dataset, run
+    ann, images = dataset(tmp_path / "d", num_images=4, people=2, seed=3)
+    proc = run([PYTHON, "benchmarks/data_throughput.py", "--ann", ann, "--images", images, "--config", TINY,
+                "--workers", "0", "1", "--batch", "2", "--batches", "2"])
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1"] and all(float(r[1]) > 0 for r in rows)
+    assert "(8 people)" in proc.stdout

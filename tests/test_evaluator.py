@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from gtpt.data.dataset import normalize_batch
 from gtpt.engine.batching import build_loader, collate_skipping, SkipBadImages
 from gtpt.engine.distributed import ShardSampler
 from gtpt.engine.evaluator import build_val_dataset, evaluate, postprocess, predict
@@ -51,8 +52,9 @@ def test_predict_matches_manual_flip_decode(body):
     assert skipped == [] and len(people) == len(ds)
     batch = collate_skipping([ds[i] for i in range(len(ds))])
     with torch.no_grad():
-        lx, ly = model(batch["image"])
-        fx, fy = model(batch["image"].flip(3))
+        img = normalize_batch(batch["image"])
+        lx, ly = model(img)
+        fx, fy = model(img.flip(3))
     mx, my = ds.codec.merge_flip(lx, ly, fx, fy, ds.spec.flip_index(), shift=True)
     coords, scores = ds.codec.decode(mx, my)
     xy = ds.codec.to_image(coords.double(), batch["meta"]["center"].double(), batch["meta"]["scale"].double())

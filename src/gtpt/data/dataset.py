@@ -43,16 +43,32 @@ def read_image_bgr(path: str) -> np.ndarray:
     return img
 
 
+def to_input_tensor(rgb_uint8: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W, 3] RGB -> uint8 [3, H, W]; `normalize_batch` makes it a network input."""
+    return torch.from_numpy(np.ascontiguousarray(rgb_uint8)).permute(2, 0, 1)
+
+
+def normalize_batch(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., 3, H, W] RGB -> float32, /255 then ImageNet mean/std, on the images' device.
+
+    Datasets hand out uint8 and the trainer / evaluator normalise after the copy to the device,
+    like MMPose's data preprocessor: a quarter of the bytes to pin and copy, and less work in the
+    data workers, which bound the training speed of small models.
+    """
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=images.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=images.device)[:, None, None]
+    return images.float().div(255).sub(mean).div(std)
+
+
 def normalize_image(rgb_uint8: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] RGB -> float32 [3, H, W], /255 then ImageNet mean/std."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb_uint8)).permute(2, 0, 1).float().div(255)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32)[:, None, None]
-    return t.sub(mean).div(std)
+    """uint8 [H, W, 3] RGB -> float32 [3, H, W] network input (one image, on the CPU)."""
+    return normalize_batch(to_input_tensor(rgb_uint8))
 
 
 class TopDownDataset(Dataset):
     """records -> dict(image [3,H,W], target_x [K,Wx], target_y [K,Wy], target_weight [K], meta).
+
+    image is uint8 RGB; `normalize_batch` turns a batch of them into the network input.
 
     meta: center [2], scale [2] (the crop actually used, after augmentation), rotation, flipped,
     image_id, ann_id, area, score, bbox [4], joints [K,3] (input space, x, y, vis 0/1),
@@ -123,7 +139,7 @@ class TopDownDataset(Dataset):
             "image_file": rec.image_file,
         }
         return {
-            "image": normalize_image(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)),
+            "image": to_input_tensor(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)),   # uint8: normalize_batch
             "target_x": torch.from_numpy(target_x),
             "target_y": torch.from_numpy(target_y),
             "target_weight": torch.from_numpy(target_weight),
@@ -131,5 +147,6 @@ class TopDownDataset(Dataset):
         }
 
 
-__all__ = ["TopDownDataset", "ImageReadError", "read_image_bgr", "normalize_image",
+__all__ = ["TopDownDataset", "ImageReadError", "read_image_bgr", "to_input_tensor", "normalize_batch",
+           "normalize_image",
            "IMAGENET_MEAN", "IMAGENET_STD", "AugmentConfig"]

@@ -18,7 +18,7 @@ import torch
 
 from ..codec import SimCCCodec
 from ..data.coco import load_coco_records, load_detection_records
-from ..data.dataset import TopDownDataset
+from ..data.dataset import TopDownDataset, normalize_batch
 from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
@@ -72,7 +72,7 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
         skipped += batch["skipped"]
         if batch["size"] == 0:
             continue
-        img = batch["image"].to(device, non_blocking=True)
+        img = normalize_batch(batch["image"].to(device, non_blocking=True))
         if flip:
             img = torch.cat([img, img.flip(3)])   # one pass for both views (eval BN: per-sample)
         if channels_last:

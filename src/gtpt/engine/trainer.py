@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..data.coco import load_coco_records
-from ..data.dataset import TopDownDataset
+from ..data.dataset import TopDownDataset, normalize_batch
 from ..keypoints import get_keypoint_spec
 from ..models import build_model, check_keep_rates
 from ..models.checkpoint import save_model
@@ -242,7 +242,7 @@ class Trainer:
 
     def _step(self, batch: dict, keep_rates) -> None:
         t = self.exp.train
-        img = batch["image"].to(self.device, non_blocking=True)
+        img = normalize_batch(batch["image"].to(self.device, non_blocking=True))
         if self.cuda and t.channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         tx = batch["target_x"].to(self.device, non_blocking=True)
