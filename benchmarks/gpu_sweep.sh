@@ -2,8 +2,8 @@
 # GPU speed sweep for GTPT-T body at batch 1024, bf16: which variant closes the gap to the 5x goal
 # (>= 41,630 img/s, <= 24.6 ms per batch; best so far 34,546 img/s = graph-bf16w, H200, 2026-11-26).
 # The candidates come from that run's profile (benchmarks/results/h200_2026-11-26_evening.md):
-# the SDPA backend (cuDNN's flash kernel took 22% of the time at head dim 16), the layout of the
-# first convolution (3 input channels: 12% in a slow generic kernel), and max-autotune.
+# the SDPA backend (cuDNN's flash kernel took 22% of the time at head dim 16), the first convolution
+# (3 input channels: 12% in a slow generic kernel; try NCHW, or 8 channels), and max-autotune.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s)
 #   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=60 T_PAR=40 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
@@ -47,6 +47,7 @@ job sdpa-flash         "$T_PAR" --modes graph-bf16w --sdpa-backend flash "${S[@]
 job sdpa-efficient     "$T_PAR" --modes graph-bf16w --sdpa-backend mem_efficient "${S[@]}"
 job sdpa-math          "$T_PAR" --modes graph-bf16w --sdpa-backend math "${S[@]}"
 job contiguous         "$T_PAR" --modes graph-bf16w --memory-format contiguous "${S[@]}" --profile "$OUT/prof/nchw"
+job input-c8           "$T_PAR" --modes graph-bf16w --input-channels 8 "${S[@]}"
 job graph-bf16         "$T_PAR" --modes graph-bf16 "${S[@]}"
 wait
 

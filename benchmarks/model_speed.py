@@ -8,7 +8,8 @@ Modes are <kind>-<precision>. Kinds: eager; compile (torch.compile, inductor); g
 ("max-autotune", CUDA graphs included); autotune-nocg ("max-autotune-no-cudagraphs"). Precisions:
 fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and input, no autocast).
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
---sdpa-backend allows only one attention kernel family (CUDA). The reference figures come from
+--sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
+convolution (zero weights) so that cuDNN can use its tensor-core kernels. The reference figures come from
 `shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
 the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
 
@@ -114,9 +115,10 @@ class Runner(NamedTuple):
     compile_unlocked: bool    # compile before taking the GPU lock (autotune kinds time kernels while compiling)
 
 
-def make_runner(model, mode: str, device: torch.device, channels_last: bool = True) -> Runner:
+def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
+                input_channels: int = 3) -> Runner:
     kind, precision = parse_mode(mode)
-    model = deployment_copy(model, device, channels_last=channels_last)
+    model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels)
     dtype = torch.float32
     if precision == "bf16w":
         model, dtype = model.to(torch.bfloat16), torch.bfloat16
@@ -213,6 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-lock", metavar="FILE", help="take turns on the device with other processes given FILE")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
+    p.add_argument("--input-channels", type=int, default=3,
+                   help="widen the first convolution to this many inputs (zero weights, same outputs)")
     p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
                    help="allow only this scaled_dot_product_attention backend (CUDA; auto: torch's choice)")
     args = p.parse_args(argv)
@@ -246,7 +250,7 @@ def main(argv=None) -> int:
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
-            runner = make_runner(model, mode, device, channels_last)
+            runner = make_runner(model, mode, device, channels_last, args.input_channels)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size, device=device).contiguous(
@@ -258,7 +262,8 @@ def main(argv=None) -> int:
                 sec = time_it(runner.run, x, device, args.warmup, args.repeats, args.min_seconds)
                 ref = REFERENCE.get((device.type, name, b, "bf16" if runner.precision == "bf16w" else runner.precision))
                 label = mode + (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
-                    + ("" if channels_last else "/nchw")   # rows of parallel runs share one file
+                    + ("" if channels_last else "/nchw") \
+                    + (f"/c{args.input_channels}" if args.input_channels != 3 else "")   # rows of parallel runs share one file
                 row = (f"{name:<18}{label:<26}{b:>6}{sec * 1e3:>11.2f}{b / sec:>11.1f}"
                        f"{(f'{ref:.1f}' if ref else '-'):>11}{(f'x{b / sec / ref:.2f}' if ref else '-'):>10}")
                 if args.check:

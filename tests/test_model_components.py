@@ -208,3 +208,16 @@ def test_concat_shuffle_equals_cat_then_shuffle(channels_last):
     shuffled = cat.view(2, 2, 6, 5, 4).transpose(1, 2).reshape(2, 12, 5, 4)
     assert torch.equal(out, shuffled)
     assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize("name", ["gtpt-t-body", "gtpt-b-body"])
+def test_padded_input_channels_keep_outputs(name):
+    from gtpt.models.fusion import deployment_copy
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    x = torch.randn(2, 3, 256, 192)
+    wide = deployment_copy(model, input_channels=8)
+    assert wide.stem.conv1[0][1].in_channels == 8 and model.stem.conv1[0].in_channels == 3
+    with torch.no_grad():
+        ref, out = deployment_copy(model)(x), wide(x)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref, out))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -49,7 +50,37 @@ def fuse_for_inference(model: GTPT) -> GTPT:
     return model
 
 
-def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False) -> GTPT:
-    """A folded eval-mode copy on `device` (channels-last memory if asked); `model` is untouched."""
-    out = fuse_for_inference(copy.deepcopy(model).eval()).to(device)
+class PadChannels(nn.Module):
+    """Append `extra` zero channels: [B,C,H,W] -> [B,C+extra,H,W]."""
+
+    def __init__(self, extra: int):
+        super().__init__()
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+
+
+@torch.no_grad()
+def pad_input_channels(model: GTPT, channels: int) -> GTPT:
+    """Give the stem's first convolution `channels` inputs (zero weights on the extra ones) and pad
+    the image to match; outputs are unchanged. cuDNN handles 3-channel NHWC bf16 convolutions in a
+    slow generic kernel (12% of an H200 batch); 8 channels meet its tensor-core kernels."""
+    conv = model.stem.conv1[0]
+    if channels <= conv.in_channels:
+        return model
+    wide = nn.Conv2d(channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     bias=conv.bias is not None).to(conv.weight)
+    wide.weight.zero_()
+    wide.weight[:, :conv.in_channels] = conv.weight
+    if conv.bias is not None:
+        wide.bias.copy_(conv.bias)
+    model.stem.conv1[0] = nn.Sequential(PadChannels(channels - conv.in_channels), wide)
+    return model
+
+
+def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False, input_channels: int = 3) -> GTPT:
+    """A folded eval-mode copy on `device` (channels-last memory if asked, the first convolution
+    widened to `input_channels` if more than 3); `model` is untouched."""
+    out = pad_input_channels(fuse_for_inference(copy.deepcopy(model).eval()), input_channels).to(device)
     return out.to(memory_format=torch.channels_last) if channels_last else out
