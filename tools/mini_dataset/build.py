@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -96,22 +97,26 @@ def oks(kp_a, kp_b, area):
     return float(np.mean(np.exp(-d2 / (2 * max(area, 1.0) * var))))
 
 
-def read_frames(path, max_side):
-    """All frames of a video, resized so that the long side is <= max_side."""
+def read_frames(path, max_side, step=1):
+    """Every step-th frame of a video, resized so that the long side is <= max_side."""
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise SystemExit(f"cannot open video {path}")
     frames = []
-    while True:
+    for i in itertools.count():
         ok, im = cap.read()
         if not ok:
             break
+        if i % step:
+            continue
         s = max_side / max(im.shape[:2])
         if s < 1.0:
             im = cv2.resize(im, (round(im.shape[1] * s), round(im.shape[0] * s)),
                             interpolation=cv2.INTER_AREA)
         frames.append(im)
     cap.release()
+    if not frames:
+        raise SystemExit(f"no frames could be read from video {path}")
     return frames
 
 

@@ -33,9 +33,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build import BLAZE_TO_COCO, oks  # noqa: E402  (the builder's joint map and OKS)
+from build import BLAZE_TO_COCO, oks, read_frames  # noqa: E402  (shared with the builder)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+BACKGROUND_MAX_SIDE = 1024   # pictures are shrunk to this when loaded
 # people-free pictures under opencv-doc's examples/ (lena, messi5, basketball*, Megamind* show people)
 OPENCV_DOC_BACKGROUNDS = [
     *(f"data/{n}" for n in (
@@ -96,20 +97,6 @@ def make_masks(crops: Path, min_oks: float) -> None:
 
 
 # ---------------------------------------------------------------- backgrounds
-def video_frames(path: Path, step: int) -> list[np.ndarray]:
-    cap, frames, i = cv2.VideoCapture(str(path)), [], 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            frames.append(frame)
-        i += 1
-    if not frames:
-        raise SystemExit(f"{path}: no frames could be read")
-    return frames
-
-
 def make_backgrounds(examples: Path, out: Path) -> None:
     """Collect the background pictures: opencv-doc pictures, tree.avi frames, vtest's median, and
     matplotlib's people-free sample picture when matplotlib is installed."""
@@ -119,9 +106,9 @@ def make_backgrounds(examples: Path, out: Path) -> None:
         if not src.is_file():
             raise SystemExit(f"{src}: not found (is --opencv-doc-examples the `examples` folder?)")
         shutil.copyfile(src, out / rel.replace("/", "_"))
-    for i, frame in enumerate(video_frames(examples / "data" / "tree.avi", 40)):
+    for i, frame in enumerate(read_frames(str(examples / "data" / "tree.avi"), BACKGROUND_MAX_SIDE, step=40)):
         cv2.imwrite(str(out / f"tree_{i:02d}.jpg"), frame)
-    median = np.median(np.stack(video_frames(examples / "data" / "vtest.avi", 13)), axis=0)
+    median = np.median(np.stack(read_frames(str(examples / "data" / "vtest.avi"), BACKGROUND_MAX_SIDE, step=13)), axis=0)
     cv2.imwrite(str(out / "vtest_median.jpg"), median.astype(np.uint8))   # the street without walkers
     try:
         import matplotlib
@@ -133,7 +120,7 @@ def make_backgrounds(examples: Path, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- paste (numpy + OpenCV)
-def load_backgrounds(dirs: list[Path], max_side: int = 1024) -> list[np.ndarray]:
+def load_backgrounds(dirs: list[Path], max_side: int = BACKGROUND_MAX_SIDE) -> list[np.ndarray]:
     bgs = []
     for d in dirs:
         files = [d] if d.is_file() else sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
