@@ -129,7 +129,7 @@ class Trainer:
         # position and bookkeeping (overwritten by a resume)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.elapsed_s = 0.0       # wall time of the run so far (time budget), across resumes
-        self._plan_base = (t.epochs, t.milestones)   # what a time budget scales (the config's plan)
+        self._config_epochs = t.epochs   # a time budget rescales the config's plan (train.epochs changes)
         self.best_ap, self.best_epoch = -1.0, -1
         self.epoch_acc = self._new_acc()
         if resume_path is not None:
@@ -352,9 +352,8 @@ class Trainer:
         epochs = du.broadcast_object(epochs)
         if epochs == t.epochs:
             return
-        base_epochs, base_milestones = self._plan_base
-        self.scheduler.milestones = Counter(max(done + 1, round(m * epochs / base_epochs))
-                                            for m in base_milestones)
+        self.scheduler.milestones = Counter(max(done + 1, round(m * epochs / self._config_epochs))
+                                            for m in t.milestones)
         self._set_epochs(epochs)
         if du.is_main():
             print(f"time budget {t.time_budget_min:g} min: {epochs} epochs, lr steps at epochs "
