@@ -234,6 +234,9 @@ def main(argv=None) -> int:
             for backend in SDPA_BACKENDS:
                 getattr(torch.backends.cuda, f"enable_{backend}_sdp")(backend == args.sdpa_backend)
     channels_last = args.memory_format == "channels_last"
+    variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
+        + ("" if channels_last else "/nchw") \
+        + (f"/c{args.input_channels}" if args.input_channels != 3 else "")   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     lock = GpuLock(args.gpu_lock)
@@ -261,10 +264,7 @@ def main(argv=None) -> int:
                 lock.acquire()
                 sec = time_it(runner.run, x, device, args.warmup, args.repeats, args.min_seconds)
                 ref = REFERENCE.get((device.type, name, b, "bf16" if runner.precision == "bf16w" else runner.precision))
-                label = mode + (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
-                    + ("" if channels_last else "/nchw") \
-                    + (f"/c{args.input_channels}" if args.input_channels != 3 else "")   # rows of parallel runs share one file
-                row = (f"{name:<18}{label:<26}{b:>6}{sec * 1e3:>11.2f}{b / sec:>11.1f}"
+                row = (f"{name:<18}{mode + variant:<26}{b:>6}{sec * 1e3:>11.2f}{b / sec:>11.1f}"
                        f"{(f'{ref:.1f}' if ref else '-'):>11}{(f'x{b / sec / ref:.2f}' if ref else '-'):>10}")
                 if args.check:
                     if b not in refs:

@@ -22,6 +22,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 # hide every joint. 0.02 is a fifth of that best score.
 DRAW_KPT_THR = 0.02
 
+
 def _bgr(rgb) -> tuple[int, int, int]:
     return int(rgb[2]), int(rgb[1]), int(rgb[0])
 
