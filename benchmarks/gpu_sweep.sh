@@ -3,9 +3,10 @@
 # (>= 41,630 img/s, <= 24.6 ms per batch; best so far 34,546 img/s = graph-bf16w, H200, 2026-11-26).
 # The candidates come from that run's profile (benchmarks/results/h200_2026-11-26_evening.md):
 # the SDPA backend (cuDNN's flash kernel took 22% of the time at head dim 16), the first convolution
-# (3 input channels: 12% in a slow generic kernel; try NCHW, or 8 channels), and max-autotune.
+# (3 input channels: 12% in a slow generic kernel; try space-to-depth, 8 channels, or NCHW), and
+# max-autotune on the fastest of those.
 #
-#   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s)
+#   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s, ≈ 9 min)
 #   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=60 T_PAR=40 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
 #
 # Each variant is its own process; all start together, compile at once on the CPU cores and take turns
@@ -14,9 +15,9 @@
 # $OUT: speed.txt (rows, as measured), profiles.txt, log.txt (all output).
 set -u
 : "${OUT:?set OUT to an output folder}"
-DEVICE=${DEVICE:-cuda} B=${B:-1024} B1=${B1:-1} BUDGET=${BUDGET:-300} T_PAR=${T_PAR:-150} PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda} B=${B:-1024} B1=${B1:-1} BUDGET=${BUDGET:-540} T_PAR=${T_PAR:-200} PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-4}   # 7 compiles share the cores
+export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}   # 12 compiles share the cores
 mkdir -p "$OUT/prof"
 JOBS=$(mktemp -d)
 SPEED=(benchmarks/model_speed.py --device "$DEVICE" --models gtpt-t-body
@@ -40,19 +41,36 @@ job() {  # job NAME MAX_S ARGS...: model_speed.py ARGS in the background, killed
 
 note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader 2>&1)"
 
-# together, in order of value
+# together: every form of the first convolution x the SDPA backends that could beat cuDNN's at head dim 16
 S=(--batch "$B" --check --out "$OUT/speed.txt")
-job graph-bf16w        "$T_PAR" --modes graph-bf16w "${S[@]}"
-job sdpa-flash         "$T_PAR" --modes graph-bf16w --sdpa-backend flash "${S[@]}" --profile "$OUT/prof/flash"
-job sdpa-efficient     "$T_PAR" --modes graph-bf16w --sdpa-backend mem_efficient "${S[@]}"
-job sdpa-math          "$T_PAR" --modes graph-bf16w --sdpa-backend math "${S[@]}"
-job contiguous         "$T_PAR" --modes graph-bf16w --memory-format contiguous "${S[@]}" --profile "$OUT/prof/nchw"
-job input-c8           "$T_PAR" --modes graph-bf16w --input-channels 8 "${S[@]}"
-job graph-bf16         "$T_PAR" --modes graph-bf16 "${S[@]}"
+job graph-bf16w        "$T_PAR" --modes graph-bf16w "${S[@]}" --profile "$OUT/prof/base"
+job s2d                "$T_PAR" --modes graph-bf16w --space-to-depth "${S[@]}" --profile "$OUT/prof/s2d"
+job c8                 "$T_PAR" --modes graph-bf16w --input-channels 8 "${S[@]}"
+job nchw               "$T_PAR" --modes graph-bf16w --memory-format contiguous "${S[@]}"
+for sdpa in flash mem_efficient; do
+  job "$sdpa"          "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa "${S[@]}"
+  job "s2d-$sdpa"      "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa --space-to-depth "${S[@]}" \
+                                --profile "$OUT/prof/s2d-$sdpa"
+  job "c8-$sdpa"       "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa --input-channels 8 "${S[@]}"
+done
+job math               "$T_PAR" --modes graph-bf16w --sdpa-backend math "${S[@]}"
+job s2d-cdt            "$T_PAR" --modes graph-bf16w --space-to-depth --coordinate-descent "${S[@]}"
 wait
 
-# alone, last
-job autotune-bf16w "$BUDGET" --modes autotune-bf16w "${S[@]}"
+# alone, last: max-autotune on the fastest variant so far (its flags, read back from its row label)
+BEST=$($PY - "$OUT/speed.txt" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
+label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
+flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
+         "cdt": "--coordinate-descent"}
+print(" ".join(flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
+PY
+)
+note "fastest variant: graph-bf16w ${BEST:-(no flags)}"
+export TORCHINDUCTOR_COMPILE_THREADS=$(nproc)
+# shellcheck disable=SC2086
+job autotune-bf16w "$BUDGET" --modes autotune-bf16w $BEST "${S[@]}" --profile "$OUT/prof/autotune"
 wait
 
 for f in "$JOBS"/*.log; do echo "=== ${f##*/}"; grep -v '^USDT' "$f"; done >>"$OUT/log.txt"

@@ -9,7 +9,8 @@ Modes are <kind>-<precision>. Kinds: eager; compile (torch.compile, inductor); g
 fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and input, no autocast).
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
-convolution (zero weights) so that cuDNN can use its tensor-core kernels. The reference figures come from
+convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
+2x2 convolution over 2x2 pixel blocks (16 channels) instead. The reference figures come from
 `shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
 the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
 
@@ -116,9 +117,10 @@ class Runner(NamedTuple):
 
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
-                input_channels: int = 3) -> Runner:
+                input_channels: int = 3, space_to_depth: bool = False) -> Runner:
     kind, precision = parse_mode(mode)
-    model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels)
+    model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
+                            space_to_depth=space_to_depth)
     dtype = torch.float32
     if precision == "bf16w":
         model, dtype = model.to(torch.bfloat16), torch.bfloat16
@@ -217,9 +219,15 @@ def main(argv=None) -> int:
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
     p.add_argument("--input-channels", type=int, default=3,
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
+    p.add_argument("--space-to-depth", action="store_true",
+                   help="run the first convolution over 2x2 pixel blocks (same outputs)")
+    p.add_argument("--coordinate-descent", action="store_true",
+                   help="inductor tunes each generated kernel's launch configuration (slower compile)")
     p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
                    help="allow only this scaled_dot_product_attention backend (CUDA; auto: torch's choice)")
     args = p.parse_args(argv)
+    if args.space_to_depth and args.input_channels != 3:
+        p.error("--space-to-depth and --input-channels are two forms of the first convolution: pick one")
     for mode in args.modes:
         try:
             parse_mode(mode)
@@ -233,10 +241,15 @@ def main(argv=None) -> int:
         if args.sdpa_backend != "auto":   # global flags: torch.compile reads them when it traces
             for backend in SDPA_BACKENDS:
                 getattr(torch.backends.cuda, f"enable_{backend}_sdp")(backend == args.sdpa_backend)
+    if args.coordinate_descent:
+        import torch._inductor.config as inductor_config
+        inductor_config.coordinate_descent_tuning = True
     channels_last = args.memory_format == "channels_last"
     variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
         + ("" if channels_last else "/nchw") \
-        + (f"/c{args.input_channels}" if args.input_channels != 3 else "")   # rows of parallel runs share one file
+        + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
+        + ("/s2d" if args.space_to_depth else "") \
+        + ("/cdt" if args.coordinate_descent else "")   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     lock = GpuLock(args.gpu_lock)
@@ -253,7 +266,7 @@ def main(argv=None) -> int:
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
-            runner = make_runner(model, mode, device, channels_last, args.input_channels)
+            runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size, device=device).contiguous(

@@ -221,3 +221,37 @@ def test_padded_input_channels_keep_outputs(name):
     with torch.no_grad():
         ref, out = deployment_copy(model)(x), wide(x)
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ref, out))
+
+
+@pytest.mark.parametrize("size", [(256, 192), (7, 5), (8, 9)])
+def test_space_to_depth_conv_equals_strided_conv(size):
+    from gtpt.models.fusion import SpaceToDepthConv
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 64, 3, 2, 1).double()
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    s2d = SpaceToDepthConv(conv)
+    assert s2d.conv.in_channels == 16 and s2d.conv.kernel_size == (2, 2)
+    with torch.no_grad():
+        ref, out = conv(x), s2d(x)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+
+
+def test_space_to_depth_rejects_other_convolutions():
+    from gtpt.models.fusion import SpaceToDepthConv
+    with pytest.raises(ValueError, match="3x3 stride-2"):
+        SpaceToDepthConv(torch.nn.Conv2d(3, 8, 3, 1, 1))
+
+
+def test_space_to_depth_deployment_copy_keeps_stem_outputs():
+    from gtpt.models.fusion import deployment_copy
+    torch.manual_seed(0)
+    model = build_model("gtpt-t-body").eval()
+    x = torch.randn(2, 3, 256, 192)
+    s2d = deployment_copy(model, space_to_depth=True, channels_last=True)
+    with torch.no_grad():
+        ref = deployment_copy(model).stem.conv1(x)
+        out = s2d.stem.conv1(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+    with pytest.raises(ValueError, match="one form"):
+        deployment_copy(model, input_channels=8, space_to_depth=True)
