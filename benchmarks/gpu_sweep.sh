@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # GPU speed sweep for GTPT-T body at batch 1024, bf16: which variant closes the gap to the 5x goal
-# (>= 41,630 img/s, <= 24.6 ms per batch; best so far 34,546 img/s = graph-bf16w, H200, 2026-11-26).
-# The candidates come from that run's profile (benchmarks/results/h200_2026-11-26_evening.md):
-# the SDPA backend (cuDNN's flash kernel took 22% of the time at head dim 16), the first convolution
-# (3 input channels: 12% in a slow generic kernel; try space-to-depth, 8 channels, or NCHW), and
-# max-autotune on the fastest of those.
+# (>= 41,630 img/s, <= 24.6 ms per batch). Best so far (H200, 2026-11-26, night): graph-bf16w with the
+# space-to-depth first convolution, 37,826 img/s = 27.07 ms (x4.54); the same run's plain graph-bf16w
+# gave 28.69 ms. That session's sweep (benchmarks/results/h200_2026-11-26_night.md) ruled out the other
+# first-convolution forms (8 channels, NCHW) and the other SDPA backends (flash, mem_efficient, math).
+# Candidates left: FlexAttention (a generated Triton kernel in place of cuDNN's SDPA, 25% of the time at
+# head dim 16), inductor's coordinate-descent tuning, and max-autotune on the fastest of those.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s, ≈ 9 min)
-#   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=60 T_PAR=40 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
+#   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=200 T_PAR=150 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
 #
-# Each variant is its own process; all start together, compile at once on the CPU cores and take turns
-# on the GPU (model_speed.py --gpu-lock), so no timing shares the GPU. max-autotune times kernels on the
-# GPU while compiling, so it runs last, alone, in the time left.
+# Each variant is its own process; all compile at once on the CPU cores, wait until every one has
+# compiled (no timing may overlap another's compiling call: that cost the earlier sweep 2-3 ms per row),
+# then take turns on the GPU (model_speed.py --gpu-lock, --gpu-lock-wait). max-autotune times kernels
+# on the GPU while compiling, so it runs last, alone, in the time left.
 # $OUT: speed.txt (rows, as measured), profiles.txt, log.txt (all output).
 set -u
 : "${OUT:?set OUT to an output folder}"
-DEVICE=${DEVICE:-cuda} B=${B:-1024} B1=${B1:-1} BUDGET=${BUDGET:-540} T_PAR=${T_PAR:-200} PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda} B=${B:-1024} B1=${B1:-1} BUDGET=${BUDGET:-540} T_PAR=${T_PAR:-240} PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-2}   # 12 compiles share the cores
+export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-3}   # 5 compiles share the cores
 mkdir -p "$OUT/prof"
 JOBS=$(mktemp -d)
 SPEED=(benchmarks/model_speed.py --device "$DEVICE" --models gtpt-t-body
@@ -35,26 +37,21 @@ job() {  # job NAME MAX_S ARGS...: model_speed.py ARGS in the background, killed
     timeout -k 5 "$t" $PY "${SPEED[@]}" "$@" >"$JOBS/$name.log" 2>&1
     rc=$?
     note "$name: exit $rc$( ((rc == 124 || rc == 137)) && echo ' (timed out)')"
-    ((rc == 0)) || tail -n 5 "$JOBS/$name.log"
+    ((rc == 0)) || { tail -n 5 "$JOBS/$name.log"; echo failed >>"$JOBS/gpu.lock.ready"; }  # release the wait
   ) &
 }
 
 note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader 2>&1)"
 
-# together: every form of the first convolution x the SDPA backends that could beat cuDNN's at head dim 16
+# together, each timed once all have compiled
 S=(--batch "$B" --check --out "$OUT/speed.txt")
-job graph-bf16w        "$T_PAR" --modes graph-bf16w "${S[@]}" --profile "$OUT/prof/base"
-job s2d                "$T_PAR" --modes graph-bf16w --space-to-depth "${S[@]}" --profile "$OUT/prof/s2d"
-job c8                 "$T_PAR" --modes graph-bf16w --input-channels 8 "${S[@]}"
-job nchw               "$T_PAR" --modes graph-bf16w --memory-format contiguous "${S[@]}"
-for sdpa in flash mem_efficient; do
-  job "$sdpa"          "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa "${S[@]}"
-  job "s2d-$sdpa"      "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa --space-to-depth "${S[@]}" \
-                                --profile "$OUT/prof/s2d-$sdpa"
-  job "c8-$sdpa"       "$T_PAR" --modes graph-bf16w --sdpa-backend $sdpa --input-channels 8 "${S[@]}"
-done
-job math               "$T_PAR" --modes graph-bf16w --sdpa-backend math "${S[@]}"
-job s2d-cdt            "$T_PAR" --modes graph-bf16w --space-to-depth --coordinate-descent "${S[@]}"
+P=("${S[@]}" --gpu-lock-wait 5)   # the number of jobs below
+job graph-bf16w        "$T_PAR" --modes graph-bf16w "${P[@]}"
+job s2d                "$T_PAR" --modes graph-bf16w --space-to-depth "${P[@]}"
+job s2d-flex           "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex "${P[@]}" \
+                                --profile "$OUT/prof/s2d-flex"
+job s2d-cdt            "$T_PAR" --modes graph-bf16w --space-to-depth --coordinate-descent "${P[@]}"
+job s2d-flex-cdt       "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex --coordinate-descent "${P[@]}"
 wait
 
 # alone, last: max-autotune on the fastest variant so far (its flags, read back from its row label)
@@ -63,7 +60,7 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
 label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
 flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
-         "cdt": "--coordinate-descent"}
+         "cdt": "--coordinate-descent", "flex": "--attention flex"}
 print(" ".join(flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
 PY
 )

@@ -10,7 +10,8 @@ fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
-2x2 convolution over 2x2 pixel blocks (16 channels) instead. The reference figures come from
+2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
+scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel). The reference figures come from
 `shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
 the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
 
@@ -35,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import build_model  # noqa: E402
+from gtpt.models.attention import set_attention_kernel  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 # (device kind, model, batch, precision) -> reference images/s (recipe.md, the authors' code, eager)
@@ -99,6 +101,17 @@ class GpuLock:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.held = False
 
+    def wait_for(self, processes: int) -> None:
+        """Sign in as compiled, then wait until `processes` have: no timing shares the GPU with
+        another process's first (compiling, autotuning) call."""
+        if not self.file or processes <= 1:
+            return
+        ready = Path(self.file.name + ".ready")
+        with open(ready, "a") as f:
+            f.write("x\n")
+        while len(ready.read_text().splitlines()) < processes:
+            time.sleep(0.2)
+
 
 def compile_model(model, kind: str):
     """torch.compile for `kind` (see COMPILE)."""
@@ -117,10 +130,11 @@ class Runner(NamedTuple):
 
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
-                input_channels: int = 3, space_to_depth: bool = False) -> Runner:
+                input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa") -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
                             space_to_depth=space_to_depth)
+    set_attention_kernel(model, attention)
     dtype = torch.float32
     if precision == "bf16w":
         model, dtype = model.to(torch.bfloat16), torch.bfloat16
@@ -167,10 +181,12 @@ def tensors(out) -> list[torch.Tensor]:
 
 def fp32_reference(model, x, device) -> list[torch.Tensor]:
     """fp32 eager outputs of the deployment copy, with TF32 off."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.inference_mode():
+    try:   # every attention backend: --sdpa-backend flash alone cannot run float32
+        with torch.inference_mode(), sdpa_kernel([SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION,
+                                                  SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
             return [t.float() for t in tensors(deployment_copy(model, device)(x))]
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
@@ -215,12 +231,16 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="add a max|Δ| column against fp32 eager outputs (one batch)")
     p.add_argument("--profile", metavar="DIR", help="write a torch.profiler table per row to DIR")
     p.add_argument("--gpu-lock", metavar="FILE", help="take turns on the device with other processes given FILE")
+    p.add_argument("--gpu-lock-wait", metavar="N", type=int, default=0,
+                   help="with --gpu-lock: time only once N processes (this one included) have compiled")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
     p.add_argument("--input-channels", type=int, default=3,
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
     p.add_argument("--space-to-depth", action="store_true",
                    help="run the first convolution over 2x2 pixel blocks (same outputs)")
+    p.add_argument("--attention", choices=("sdpa", "flex"), default="sdpa",
+                   help="attention kernel: scaled_dot_product_attention or FlexAttention (compile it)")
     p.add_argument("--coordinate-descent", action="store_true",
                    help="inductor tunes each generated kernel's launch configuration (slower compile)")
     p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
@@ -249,6 +269,7 @@ def main(argv=None) -> int:
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + ("/s2d" if args.space_to_depth else "") \
+        + ("/flex" if args.attention == "flex" else "") \
         + ("/cdt" if args.coordinate_descent else "")   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -266,7 +287,8 @@ def main(argv=None) -> int:
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
-            runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth)
+            runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth,
+                                 args.attention)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size, device=device).contiguous(
@@ -274,6 +296,7 @@ def main(argv=None) -> int:
                 x = inputs[b].to(runner.dtype)
                 if runner.compile_unlocked:
                     runner.run(x)   # compile while others may time; one call's device work is noise to them
+                lock.wait_for(args.gpu_lock_wait)
                 lock.acquire()
                 sec = time_it(runner.run, x, device, args.warmup, args.repeats, args.min_seconds)
                 ref = REFERENCE.get((device.type, name, b, "bf16" if runner.precision == "bf16w" else runner.precision))

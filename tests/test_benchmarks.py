@@ -35,6 +35,20 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
 
 
+def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys):
+    lock = str(tmp_path / "lock")
+    (tmp_path / "lock.ready").write_text("x\n")        # another process has compiled already
+    assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth",
+                             "--attention", "flex", "--gpu-lock", lock, "--gpu-lock-wait", "2",
+                             "--warmup", "0", "--repeats", "1", "--min-seconds", "0"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("gtpt-t-body")]
+    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex"]
+    assert float(rows[0][-1]) < 1e-4                  # same outputs as the plain deployment copy
+    assert (tmp_path / "lock.ready").read_text() == "x\nx\n"   # signed in, then timed (2 of 2 ready)
+    with pytest.raises(SystemExit):
+        model_speed.main(["--space-to-depth", "--input-channels", "8"])
+
+
 def test_data_throughput_prints_a_row_per_worker_count(tmp_path):
     from tests.engine_helpers import PYTHON, TINY, dataset, run
     ann, images = dataset(tmp_path / "d", num_images=4, people=2, seed=3)

@@ -1,6 +1,8 @@
 """Each model component on its own: would fail if that component were wrong."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -255,3 +257,32 @@ def test_space_to_depth_deployment_copy_keeps_stem_outputs():
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
     with pytest.raises(ValueError, match="one form"):
         deployment_copy(model, input_channels=8, space_to_depth=True)
+
+
+def test_flex_attention_kernel_gives_the_same_outputs():
+    from gtpt.models.attention import set_attention_kernel
+    torch.manual_seed(0)
+    model = build_model("gtpt-t-body").eval()
+    _randomise_norms(model)
+    x = torch.randn(2, 3, 256, 192)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # eager flex_attention warns that it is unfused
+        ref = model(x)
+        out = set_attention_kernel(model, "flex")(x)
+    assert all(a.kernel == "flex" for a in model.modules() if isinstance(a, Attention))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, out))
+    with pytest.raises(ValueError, match="unknown attention kernel"):
+        set_attention_kernel(model, "xformers")
+
+
+def test_flex_attention_compiles_for_group_attention():
+    """Under torch.compile FlexAttention becomes a generated kernel; the group layout (a strided
+    query view, keys longer than queries) must compile and match the library kernel."""
+    from gtpt.models.attention import set_attention_kernel
+    torch.manual_seed(0)
+    ga = GroupAttention(32, 2, num_sparse=6).eval()
+    x = torch.randn(2, 3, 11, 32)
+    with torch.no_grad():
+        ref, _ = ga(x)
+        out, _ = torch.compile(set_attention_kernel(ga, "flex"), dynamic=False)(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)

@@ -4,6 +4,8 @@ Both scale the logits by dim**-0.5 (the whole embedding width, not the head widt
 reference does. The fused path uses `F.scaled_dot_product_attention`; pruning only needs the
 pre-softmax logits of a few query rows, which are computed separately (`row_logits`). The plain
 path (`fused=False`) spells the same maths out and is what tests compare the fused path with.
+`set_attention_kernel(model, "flex")` switches to FlexAttention, a Triton kernel that inductor
+generates under torch.compile (an alternative to the library kernels at GTPT's head width of 16).
 """
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _attend(q, k, v, scale: float, fused: bool) -> torch.Tensor:
-    """q [*, Lq, d], k/v [*, Lk, d] -> [*, Lq, d]."""
-    if fused:
+KERNELS = ("sdpa", "flex", "plain")
+
+
+def _attend(q, k, v, scale: float, kernel: str) -> torch.Tensor:
+    """q [B, H, Lq, d], k/v [B, H, Lk, d] -> [B, H, Lq, d]."""
+    if kernel == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if kernel == "flex":   # fused only under torch.compile; eager materialises the scores
+        from torch.nn.attention.flex_attention import flex_attention
+        # contiguous: inductor's CPU template rejects a query that is a strided view of the qkv output
+        return flex_attention(q.contiguous(), k, v, scale=scale)
     attn = (q @ k.transpose(-2, -1)) * scale
     return attn.softmax(dim=-1) @ v
 
@@ -37,9 +46,17 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = heads
         self.scale = dim ** -0.5
-        self.fused = fused
+        self.kernel = "sdpa" if fused else "plain"
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
+
+    @property
+    def fused(self) -> bool:
+        return self.kernel != "plain"
+
+    @fused.setter
+    def fused(self, value: bool) -> None:
+        self.kernel = "sdpa" if value else "plain"
 
     def _split_heads(self, x: torch.Tensor):
         """[..., N, C] -> q, k, v each [..., H, N, C/H] (heads are the outer factor of C)."""
@@ -59,7 +76,7 @@ class Attention(nn.Module):
         remaining N-R keys (the image tokens), which drive token pruning.
         """
         q, k, v = self._split_heads(x)
-        out = self._merge_heads(_attend(q, k, v, self.scale, self.fused))
+        out = self._merge_heads(_attend(q, k, v, self.scale, self.kernel))
         logits = row_logits(q[..., :score_rows, :], k[..., score_rows:, :], self.scale) if score_rows else None
         return out, logits
 
@@ -95,7 +112,22 @@ class GroupAttention(Attention):
         k_all = torch.cat([shared_keys(k), k[..., s:, :]], dim=-2)
         v_all = torch.cat([shared_keys(v), v[..., s:, :]], dim=-2)
         out = _attend(q.reshape(b * g, h, t, d), k_all.reshape(b * g, h, -1, d),
-                      v_all.reshape(b * g, h, -1, d), self.scale, self.fused)
+                      v_all.reshape(b * g, h, -1, d), self.scale, self.kernel)
         out = self._merge_heads(out.view(b, g, h, t, d))
         logits = row_logits(q[..., :score_rows, :], k[..., s:, :], self.scale) if score_rows else None
         return out, logits
+
+
+def set_attention_kernel(model: nn.Module, kernel: str) -> nn.Module:
+    """Run every attention layer of `model` with `kernel` (one of KERNELS); returns the model."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; choose from {KERNELS}")
+    if kernel == "flex":
+        try:
+            import torch.nn.attention.flex_attention  # noqa: F401
+        except ImportError as e:
+            raise RuntimeError(f"FlexAttention needs torch >= 2.5 (this is {torch.__version__})") from e
+    for m in model.modules():
+        if isinstance(m, Attention):
+            m.kernel = kernel
+    return model
