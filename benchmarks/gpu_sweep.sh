@@ -5,7 +5,8 @@
 # gave 28.69 ms. That session's sweep (benchmarks/results/h200_2026-11-26_night.md) ruled out the other
 # first-convolution forms (8 channels, NCHW) and the other SDPA backends (flash, mem_efficient, math).
 # Candidates left: FlexAttention (a generated Triton kernel in place of cuDNN's SDPA, 25% of the time at
-# head dim 16), inductor's coordinate-descent tuning, and max-autotune on the fastest of those.
+# head dim 16), the coarse blocks' 257 query rows as 1 + 256 (no nearly empty third 128-row tile),
+# inductor's coordinate-descent tuning, and max-autotune on the fastest of those.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s, ≈ 9 min)
 #   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=200 T_PAR=150 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
@@ -19,7 +20,7 @@ set -u
 : "${OUT:?set OUT to an output folder}"
 DEVICE=${DEVICE:-cuda} B=${B:-1024} B1=${B1:-1} BUDGET=${BUDGET:-540} T_PAR=${T_PAR:-240} PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-3}   # 5 compiles share the cores
+export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-3}   # 6 compiles share the cores
 mkdir -p "$OUT/prof"
 JOBS=$(mktemp -d)
 SPEED=(benchmarks/model_speed.py --device "$DEVICE" --models gtpt-t-body
@@ -45,11 +46,12 @@ note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.
 
 # together, each timed once all have compiled
 S=(--batch "$B" --check --out "$OUT/speed.txt")
-P=("${S[@]}" --gpu-lock-wait 5)   # the number of jobs below
+P=("${S[@]}" --gpu-lock-wait 6)   # the number of jobs below
 job graph-bf16w        "$T_PAR" --modes graph-bf16w "${P[@]}"
 job s2d                "$T_PAR" --modes graph-bf16w --space-to-depth "${P[@]}"
 job s2d-flex           "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex "${P[@]}" \
                                 --profile "$OUT/prof/s2d-flex"
+job s2d-split          "$T_PAR" --modes graph-bf16w --space-to-depth --attention sdpa-split "${P[@]}"
 job s2d-cdt            "$T_PAR" --modes graph-bf16w --space-to-depth --coordinate-descent "${P[@]}"
 job s2d-flex-cdt       "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex --coordinate-descent "${P[@]}"
 wait
@@ -60,7 +62,7 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
 label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
 flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
-         "cdt": "--coordinate-descent", "flex": "--attention flex"}
+         "cdt": "--coordinate-descent", "flex": "--attention flex", "sdpa-split": "--attention sdpa-split"}
 print(" ".join(flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
 PY
 )

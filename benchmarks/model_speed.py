@@ -11,7 +11,8 @@ Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memor
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
 2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
-scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel). The reference figures come from
+scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
+--attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention). The reference figures come from
 `shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
 the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
 
@@ -239,8 +240,9 @@ def main(argv=None) -> int:
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
     p.add_argument("--space-to-depth", action="store_true",
                    help="run the first convolution over 2x2 pixel blocks (same outputs)")
-    p.add_argument("--attention", choices=("sdpa", "flex"), default="sdpa",
-                   help="attention kernel: scaled_dot_product_attention or FlexAttention (compile it)")
+    p.add_argument("--attention", choices=("sdpa", "sdpa-split", "flex"), default="sdpa",
+                   help="attention kernel: scaled_dot_product_attention (sdpa-split: a query length "
+                        "just past a multiple of 128 in two calls) or FlexAttention (compile it)")
     p.add_argument("--coordinate-descent", action="store_true",
                    help="inductor tunes each generated kernel's launch configuration (slower compile)")
     p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
@@ -269,7 +271,7 @@ def main(argv=None) -> int:
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + ("/s2d" if args.space_to_depth else "") \
-        + ("/flex" if args.attention == "flex" else "") \
+        + (f"/{args.attention}" if args.attention != "sdpa" else "") \
         + ("/cdt" if args.coordinate_descent else "")   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)

@@ -259,7 +259,8 @@ def test_space_to_depth_deployment_copy_keeps_stem_outputs():
         deployment_copy(model, input_channels=8, space_to_depth=True)
 
 
-def test_flex_attention_kernel_gives_the_same_outputs():
+@pytest.mark.parametrize("kernel", ["flex", "sdpa-split"])
+def test_attention_kernels_give_the_same_outputs(kernel):
     from gtpt.models.attention import set_attention_kernel
     torch.manual_seed(0)
     model = build_model("gtpt-t-body").eval()
@@ -268,11 +269,27 @@ def test_flex_attention_kernel_gives_the_same_outputs():
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")   # eager flex_attention warns that it is unfused
         ref = model(x)
-        out = set_attention_kernel(model, "flex")(x)
-    assert all(a.kernel == "flex" for a in model.modules() if isinstance(a, Attention))
+        out = set_attention_kernel(model, kernel)(x)
+    assert all(a.kernel == kernel for a in model.modules() if isinstance(a, Attention))
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, out))
     with pytest.raises(ValueError, match="unknown attention kernel"):
         set_attention_kernel(model, "xformers")
+
+
+def test_split_attention_splits_257_rows_and_matches(monkeypatch):
+    from gtpt.models.attention import _attend
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 257, 16), torch.randn(2, 3, 257, 16), torch.randn(2, 3, 257, 16)
+    calls, sdpa = [], torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, *args, **kwargs):   # the real kernel, noting each call's query length
+        calls.append(q.shape[-2])
+        return sdpa(q, *args, **kwargs)
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    out = _attend(q, k, v, 0.1, "sdpa-split")
+    _attend(q[..., :200, :], k, v, 0.1, "sdpa-split")   # 200 = 128 + 72: one call
+    assert calls == [1, 256, 200]
+    torch.testing.assert_close(out, sdpa(q, k, v, scale=0.1))
 
 
 def test_flex_attention_compiles_for_group_attention():

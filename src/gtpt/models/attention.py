@@ -5,7 +5,9 @@ reference does. The fused path uses `F.scaled_dot_product_attention`; pruning on
 pre-softmax logits of a few query rows, which are computed separately (`row_logits`). The plain
 path (`fused=False`) spells the same maths out and is what tests compare the fused path with.
 `set_attention_kernel(model, "flex")` switches to FlexAttention, a Triton kernel that inductor
-generates under torch.compile (an alternative to the library kernels at GTPT's head width of 16).
+generates under torch.compile (an alternative to the library kernels at GTPT's head width of 16);
+"sdpa-split" runs a query length just past a multiple of the kernels' 128-row tiles (257 in the
+coarse blocks) as two calls, so that the last, nearly empty tile is not computed in full.
 """
 from __future__ import annotations
 
@@ -14,12 +16,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
-KERNELS = ("sdpa", "flex", "plain")
+KERNELS = ("sdpa", "sdpa-split", "flex", "plain")
+QUERY_TILE = 128   # query rows per tile in the fused kernels (FlashAttention-2, cuDNN)
 
 
 def _attend(q, k, v, scale: float, kernel: str) -> torch.Tensor:
     """q [B, H, Lq, d], k/v [B, H, Lk, d] -> [B, H, Lq, d]."""
     if kernel == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    if kernel == "sdpa-split":   # each query row's softmax is its own: splitting the rows is exact
+        r = q.shape[-2] % QUERY_TILE
+        if q.shape[-2] > QUERY_TILE and 0 < r <= QUERY_TILE // 8:
+            return torch.cat([F.scaled_dot_product_attention(q[..., :r, :], k, v, scale=scale),
+                              F.scaled_dot_product_attention(q[..., r:, :], k, v, scale=scale)], dim=-2)
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     if kernel == "flex":   # fused only under torch.compile; eager materialises the scores
         from torch.nn.attention.flex_attention import flex_attention
