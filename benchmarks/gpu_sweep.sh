@@ -2,19 +2,23 @@
 # GPU speed sweep for GTPT-T body at batch 1024, bf16: which variant closes the gap to the 5x goal
 # (>= 41,630 img/s, <= 24.6 ms per batch). Best so far (H200, 2026-11-26, night): graph-bf16w with the
 # space-to-depth first convolution, 37,826 img/s = 27.07 ms (x4.54); the same run's plain graph-bf16w
-# gave 28.69 ms. That session's sweep (benchmarks/results/h200_2026-11-26_night.md) ruled out the other
-# first-convolution forms (8 channels, NCHW) and the other SDPA backends (flash, mem_efficient, math).
+# gave 28.69 ms. That session's sweep (benchmarks/results/h200_2026-11-26_night.md) ruled out the
+# NCHW layout and the other SDPA backends (flash, mem_efficient, math); 8 input channels ran out of memory
+# there (12 processes on one GPU), so it runs again.
 # Candidates left: FlexAttention (a generated Triton kernel in place of cuDNN's SDPA, 25% of the time at
 # head dim 16), the coarse blocks' 257 query rows as 1 + 256 (no nearly empty third 128-row tile),
-# inductor's coordinate-descent tuning, and max-autotune on the fastest of those.
+# 1x1 convolutions as matrix products (cuBLAS instead of cuDNN), and max-autotune (GEMM templates and
+# coordinate-descent tuning of the generated kernels; convolutions stay with cuDNN) on the fastest.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s, ≈ 9 min)
 #   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=200 T_PAR=150 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
 #
 # Each variant is its own process; all compile at once on the CPU cores, wait until every one has
-# compiled (no timing may overlap another's compiling call: that cost the earlier sweep 2-3 ms per row),
+# compiled (no timing may overlap another's compiling call: that cost the earlier sweep 2-3 ms per row;
+# a straggler is waited for at most 120 s),
 # then take turns on the GPU (model_speed.py --gpu-lock, --gpu-lock-wait). max-autotune times kernels
 # on the GPU while compiling, so it runs last, alone, in the time left.
+# Each job holds up to ≈ 14 GB of GPU memory (batch 1024): the 6 fit an H200 (139 GB), not an 80 GB H100.
 # $OUT: speed.txt (rows, as measured), profiles.txt, log.txt (all output).
 set -u
 : "${OUT:?set OUT to an output folder}"
@@ -52,24 +56,28 @@ job s2d                "$T_PAR" --modes graph-bf16w --space-to-depth "${P[@]}"
 job s2d-flex           "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex "${P[@]}" \
                                 --profile "$OUT/prof/s2d-flex"
 job s2d-split          "$T_PAR" --modes graph-bf16w --space-to-depth --attention sdpa-split "${P[@]}"
-job s2d-cdt            "$T_PAR" --modes graph-bf16w --space-to-depth --coordinate-descent "${P[@]}"
-job s2d-flex-cdt       "$T_PAR" --modes graph-bf16w --space-to-depth --attention flex --coordinate-descent "${P[@]}"
+job s2d-1x1mm          "$T_PAR" --modes graph-bf16w --space-to-depth --inductor conv_1x1_as_mm=True "${P[@]}"
+job c8                 "$T_PAR" --modes graph-bf16w --input-channels 8 "${P[@]}"   # out of memory last time
 wait
 
-# alone, last: max-autotune on the fastest variant so far (its flags, read back from its row label)
+# alone, last: max-autotune on the fastest variant so far (its flags, read back from its row label).
+# Convolutions stay with cuDNN: autotuning Triton convolution templates never finished in 334 s (night
+# run); GEMMs (the linear layers, and the 1x1 convolutions if that variant won) get Triton templates
+# with fused epilogues.
 BEST=$($PY - "$OUT/speed.txt" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
 label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
 flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
-         "cdt": "--coordinate-descent", "flex": "--attention flex", "sdpa-split": "--attention sdpa-split"}
-print(" ".join(flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
+         "flex": "--attention flex", "sdpa-split": "--attention sdpa-split"}
+print(" ".join(f"--inductor {t}" if "=" in t else flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
 PY
 )
 note "fastest variant: graph-bf16w ${BEST:-(no flags)}"
 export TORCHINDUCTOR_COMPILE_THREADS=$(nproc)
 # shellcheck disable=SC2086
-job autotune-bf16w "$BUDGET" --modes autotune-bf16w $BEST "${S[@]}" --profile "$OUT/prof/autotune"
+job autotune-bf16w "$BUDGET" --modes autotune-bf16w $BEST --inductor max_autotune_conv_backends=ATEN "${S[@]}" \
+                   --profile "$OUT/prof/autotune"
 wait
 
 for f in "$JOBS"/*.log; do echo "=== ${f##*/}"; grep -v '^USDT' "$f"; done >>"$OUT/log.txt"

@@ -102,16 +102,38 @@ class GpuLock:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.held = False
 
-    def wait_for(self, processes: int) -> None:
-        """Sign in as compiled, then wait until `processes` have: no timing shares the GPU with
-        another process's first (compiling, autotuning) call."""
+    def wait_for(self, processes: int, max_seconds: float) -> None:
+        """Sign in as compiled, then wait until `processes` have (at most `max_seconds`): no timing
+        shares the GPU with another process's first (compiling, autotuning) call."""
         if not self.file or processes <= 1:
             return
         ready = Path(self.file.name + ".ready")
         with open(ready, "a") as f:
             f.write("x\n")
+        deadline = time.monotonic() + max_seconds
         while len(ready.read_text().splitlines()) < processes:
+            if time.monotonic() > deadline:
+                print(f"--gpu-lock-wait: not all {processes} processes compiled within {max_seconds:.0f} s; "
+                      "timing anyway", file=sys.stderr, flush=True)
+                return
             time.sleep(0.2)
+
+
+def set_inductor_options(options: list[str]) -> None:
+    """Apply KEY=VALUE strings to torch._inductor.config (True/False and integers are converted)."""
+    import torch._inductor.config as inductor_config
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not hasattr(inductor_config, key):
+            raise ValueError(f"--inductor {option!r}: want KEY=VALUE with KEY in torch._inductor.config")
+        old = getattr(inductor_config, key)
+        if isinstance(old, bool):
+            if value not in ("True", "False"):
+                raise ValueError(f"--inductor {option!r}: {key} is True or False")
+            value = value == "True"
+        elif isinstance(old, int):
+            value = int(value)
+        setattr(inductor_config, key, value)
 
 
 def compile_model(model, kind: str):
@@ -190,6 +212,8 @@ def fp32_reference(model, x, device) -> list[torch.Tensor]:
                                                   SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
             return [t.float() for t in tensors(deployment_copy(model, device)(x))]
     finally:
+        if device.type == "cuda":   # hand the fp32 activations back: parallel runs share the GPU memory
+            torch.cuda.empty_cache()
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
@@ -234,6 +258,8 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-lock", metavar="FILE", help="take turns on the device with other processes given FILE")
     p.add_argument("--gpu-lock-wait", metavar="N", type=int, default=0,
                    help="with --gpu-lock: time only once N processes (this one included) have compiled")
+    p.add_argument("--gpu-lock-wait-s", type=float, default=120.0, metavar="S",
+                   help="... but wait at most S seconds for them")
     p.add_argument("--memory-format", choices=("channels_last", "contiguous"), default="channels_last",
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
     p.add_argument("--input-channels", type=int, default=3,
@@ -243,8 +269,9 @@ def main(argv=None) -> int:
     p.add_argument("--attention", choices=("sdpa", "sdpa-split", "flex"), default="sdpa",
                    help="attention kernel: scaled_dot_product_attention (sdpa-split: a query length "
                         "just past a multiple of 128 in two calls) or FlexAttention (compile it)")
-    p.add_argument("--coordinate-descent", action="store_true",
-                   help="inductor tunes each generated kernel's launch configuration (slower compile)")
+    p.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
+                   help="set torch._inductor.config.KEY (repeatable), e.g. coordinate_descent_tuning=True, "
+                        "conv_1x1_as_mm=True, max_autotune_conv_backends=ATEN")
     p.add_argument("--sdpa-backend", choices=("auto",) + SDPA_BACKENDS, default="auto",
                    help="allow only this scaled_dot_product_attention backend (CUDA; auto: torch's choice)")
     args = p.parse_args(argv)
@@ -263,16 +290,17 @@ def main(argv=None) -> int:
         if args.sdpa_backend != "auto":   # global flags: torch.compile reads them when it traces
             for backend in SDPA_BACKENDS:
                 getattr(torch.backends.cuda, f"enable_{backend}_sdp")(backend == args.sdpa_backend)
-    if args.coordinate_descent:
-        import torch._inductor.config as inductor_config
-        inductor_config.coordinate_descent_tuning = True
+    try:
+        set_inductor_options(args.inductor)
+    except ValueError as e:
+        p.error(str(e))
     channels_last = args.memory_format == "channels_last"
     variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + ("/s2d" if args.space_to_depth else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
-        + ("/cdt" if args.coordinate_descent else "")   # rows of parallel runs share one file
+        + "".join(f"/{o}" for o in args.inductor)   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     lock = GpuLock(args.gpu_lock)
@@ -298,7 +326,7 @@ def main(argv=None) -> int:
                 x = inputs[b].to(runner.dtype)
                 if runner.compile_unlocked:
                     runner.run(x)   # compile while others may time; one call's device work is noise to them
-                lock.wait_for(args.gpu_lock_wait)
+                lock.wait_for(args.gpu_lock_wait, args.gpu_lock_wait_s)
                 lock.acquire()
                 sec = time_it(runner.run, x, device, args.warmup, args.repeats, args.min_seconds)
                 ref = REFERENCE.get((device.type, name, b, "bf16" if runner.precision == "bf16w" else runner.precision))

@@ -35,18 +35,34 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
 
 
-def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys):
+def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys, monkeypatch):
+    import torch._inductor.config as inductor_config
+    monkeypatch.setattr(inductor_config, "conv_1x1_as_mm", False)   # restored after the test
     lock = str(tmp_path / "lock")
     (tmp_path / "lock.ready").write_text("x\n")        # another process has compiled already
     assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth",
                              "--attention", "flex", "--gpu-lock", lock, "--gpu-lock-wait", "2",
+                             "--inductor", "conv_1x1_as_mm=True",
                              "--warmup", "0", "--repeats", "1", "--min-seconds", "0"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("gtpt-t-body")]
-    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex"]
+    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex/conv_1x1_as_mm=True"]
+    assert inductor_config.conv_1x1_as_mm is True
     assert float(rows[0][-1]) < 1e-4                  # same outputs as the plain deployment copy
     assert (tmp_path / "lock.ready").read_text() == "x\nx\n"   # signed in, then timed (2 of 2 ready)
-    with pytest.raises(SystemExit):
-        model_speed.main(["--space-to-depth", "--input-channels", "8"])
+    for bad in (["--space-to-depth", "--input-channels", "8"], ["--inductor", "no_such_option=1"],
+                ["--inductor", "conv_1x1_as_mm=yes"]):
+        with pytest.raises(SystemExit):
+            model_speed.main(bad)
+
+
+def test_gpu_lock_wait_gives_up_after_its_deadline(tmp_path, capsys):
+    import time
+    lock = model_speed.GpuLock(str(tmp_path / "lock"))
+    start = time.monotonic()
+    lock.wait_for(3, 0.3)                      # nobody else signs in
+    assert 0.3 <= time.monotonic() - start < 5
+    assert "timing anyway" in capsys.readouterr().err
+    assert (tmp_path / "lock.ready").read_text() == "x\n"
 
 
 def test_data_throughput_prints_a_row_per_worker_count(tmp_path):
