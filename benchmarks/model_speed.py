@@ -12,15 +12,19 @@ Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memor
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
 2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
---attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention). The reference figures come from
-`shared/docs/recipe.md` (the authors' code, eager, same machine kinds); bf16w rows are compared with
-the bf16 ones. Prints a table; with --out, also appends each row to a file as it is measured.
+--attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
+--inductor KEY=VALUE sets a torch._inductor.config option. Each variant is named in the row's mode.
+The reference figures come from `shared/docs/recipe.md` (the authors' code, eager, same machine
+kinds); bf16w rows are compared with the bf16 ones. Prints a table; with --out, also appends each
+row to a file as it is measured.
 
 --check adds the largest absolute output difference against fp32 eager (TF32 off) on the same input.
 --profile DIR writes a torch.profiler table per row to DIR/<model>_<mode>_<batch>.txt.
---gpu-lock FILE lets several processes compile at once but time on the GPU one at a time: each holds
-an exclusive lock on FILE from its first (compiling) call to the end of its row (max-autotune kinds,
-which time kernels on the GPU while compiling, take it before compiling).
+--gpu-lock FILE lets several processes compile at once but time on the GPU one at a time: each makes
+its first (compiling) call unlocked, then holds an exclusive lock on FILE to the end of its row
+(max-autotune kinds, which time kernels on the GPU while compiling, take it before compiling).
+--gpu-lock-wait N also holds every timing back until N processes have compiled (at most
+--gpu-lock-wait-s seconds), so that none overlaps another process's compiling call.
 """
 from __future__ import annotations
 

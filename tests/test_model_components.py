@@ -245,10 +245,11 @@ def test_space_to_depth_rejects_other_convolutions():
         SpaceToDepthConv(torch.nn.Conv2d(3, 8, 3, 1, 1))
 
 
-def test_space_to_depth_deployment_copy_keeps_stem_outputs():
+@pytest.mark.parametrize("name", ["gtpt-t-body", "gtpt-b-body"])
+def test_space_to_depth_deployment_copy_keeps_stem_outputs(name):
     from gtpt.models.fusion import deployment_copy
     torch.manual_seed(0)
-    model = build_model("gtpt-t-body").eval()
+    model = build_model(name).eval()
     x = torch.randn(2, 3, 256, 192)
     s2d = deployment_copy(model, space_to_depth=True, channels_last=True)
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Inference-time folding of BatchNorm into the neighbouring conv / linear layer.
+"""Deployment copies: BatchNorm folded into the neighbouring conv / linear layer, and optional
+GPU-friendlier forms of the stem's first convolution (same outputs).
 
 An eval-mode BatchNorm is a per-channel affine map, so it can be absorbed into the weights
 of the layer before it (stem convs) or after it (the patch BatchNorm into the patch
