@@ -66,10 +66,11 @@ wait
 # with fused epilogues.
 BEST=$($PY - "$OUT/speed.txt" <<'PY'
 import sys
+from gtpt.models.attention import KERNELS
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
 label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
 flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
-         "flex": "--attention flex", "sdpa-split": "--attention sdpa-split"}
+         **{k: f"--attention {k}" for k in KERNELS}}   # model_speed.py's variant labels, back to flags
 print(" ".join(f"--inductor {t}" if "=" in t else flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
 PY
 )

@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import build_model  # noqa: E402
-from gtpt.models.attention import set_attention_kernel  # noqa: E402
+from gtpt.models.attention import KERNELS as ATTENTION_KERNELS, set_attention_kernel  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 # (device kind, model, batch, precision) -> reference images/s (recipe.md, the authors' code, eager)
@@ -270,9 +270,10 @@ def main(argv=None) -> int:
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
     p.add_argument("--space-to-depth", action="store_true",
                    help="run the first convolution over 2x2 pixel blocks (same outputs)")
-    p.add_argument("--attention", choices=("sdpa", "sdpa-split", "flex"), default="sdpa",
-                   help="attention kernel: scaled_dot_product_attention (sdpa-split: a query length "
-                        "just past a multiple of 128 in two calls) or FlexAttention (compile it)")
+    p.add_argument("--attention", choices=ATTENTION_KERNELS, default="sdpa",
+                   help="attention kernel (gtpt.models.attention): scaled_dot_product_attention, sdpa-split "
+                        "(a query length just past a multiple of 128 in two calls), FlexAttention (compile "
+                        "it) or plain matrix products")
     p.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
                    help="set torch._inductor.config.KEY (repeatable), e.g. coordinate_descent_tuning=True, "
                         "conv_1x1_as_mm=True, max_autotune_conv_backends=ATEN")
