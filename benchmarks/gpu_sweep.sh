@@ -60,24 +60,36 @@ job s2d-1x1mm          "$T_PAR" --modes graph-bf16w --space-to-depth --inductor 
 job c8                 "$T_PAR" --modes graph-bf16w --input-channels 8 "${P[@]}"   # out of memory last time
 wait
 
-# alone, last: max-autotune on the fastest variant so far (its flags, read back from its row label).
-# Convolutions stay with cuDNN: autotuning Triton convolution templates never finished in 334 s (night
-# run); GEMMs (the linear layers, and the 1x1 convolutions if that variant won) get Triton templates
-# with fused epilogues.
-BEST=$($PY - "$OUT/speed.txt" <<'PY'
+# last: the winners combined (the best attention kernel, the better first-convolution form, 1x1 convolutions
+# as matrix products if that helped), and max-autotune on that combination, side by side (timings still
+# take turns on the GPU). Convolutions stay with cuDNN under max-autotune: autotuning Triton convolution
+# templates never finished in 334 s (night run); GEMMs (the linear layers, and the 1x1 convolutions if
+# that variant won) get Triton templates with fused epilogues.
+IFS='|' read -r BEST COMBO < <($PY - "$OUT/speed.txt" <<'PY'
 import sys
 from gtpt.models.attention import KERNELS
-rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l]
-label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w"
-flags = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
-         **{k: f"--attention {k}" for k in KERNELS}}   # model_speed.py's variant labels, back to flags
-print(" ".join(f"--inductor {t}" if "=" in t else flags.get(t, f"--sdpa-backend {t}") for t in label.split("/")[1:]))
+ms = {l.split()[1]: float(l.split()[3]) for l in open(sys.argv[1]) if l.startswith("gtpt-") and "graph-bf16w" in l}
+flag = {"s2d": "--space-to-depth", "c8": "--input-channels 8", "nchw": "--memory-format contiguous",
+        **{k: f"--attention {k}" for k in KERNELS}}   # model_speed.py's variant labels, back to flags
+def flags(label):
+    return " ".join(f"--inductor {t}" if "=" in t else flag.get(t, f"--sdpa-backend {t}")
+                    for t in label.split("/")[1:])
+inf = float("inf")
+base = ms.get("graph-bf16w/s2d", inf)
+first = "c8" if ms.get("graph-bf16w/c8", inf) < base else "s2d"
+attention = min(["sdpa", "flex", "sdpa-split"], key=lambda k: ms.get(f"graph-bf16w/s2d/{k}", base if k == "sdpa" else inf))
+combo = "graph-bf16w/" + first + ("" if attention == "sdpa" else f"/{attention}") \
+    + ("/conv_1x1_as_mm=True" if ms.get("graph-bf16w/s2d/conv_1x1_as_mm=True", inf) < base else "")
+best = min(ms, key=ms.get) if ms else "graph-bf16w/s2d"
+print(flags(best), flags(combo) if combo != best else "", sep="|")
 PY
 )
-note "fastest variant: graph-bf16w ${BEST:-(no flags)}"
+note "fastest variant: graph-bf16w ${BEST:-(no flags)}; combination: ${COMBO:-(same)}"
 export TORCHINDUCTOR_COMPILE_THREADS=$(nproc)
 # shellcheck disable=SC2086
-job autotune-bf16w "$BUDGET" --modes autotune-bf16w $BEST --inductor max_autotune_conv_backends=ATEN "${S[@]}" \
+[ -n "$COMBO" ] && job combo "$T_PAR" --modes graph-bf16w $COMBO "${S[@]}"
+# shellcheck disable=SC2086
+job autotune-bf16w "$BUDGET" --modes autotune-bf16w ${COMBO:-$BEST} --inductor max_autotune_conv_backends=ATEN "${S[@]}" \
                    --profile "$OUT/prof/autotune"
 wait
 
