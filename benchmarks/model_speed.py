@@ -13,18 +13,21 @@ convolution (zero weights) so that cuDNN can use its tensor-core kernels; --spac
 2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
 --attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
+--attention-layers self|group uses that kernel in those layers only (the others run sdpa);
 --inductor KEY=VALUE sets a torch._inductor.config option. Each variant is named in the row's mode.
 The reference figures come from `shared/docs/recipe.md` (the authors' code, eager, same machine
 kinds); bf16w rows are compared with the bf16 ones. Prints a table; with --out, also appends each
 row to a file as it is measured.
 
---check adds the largest absolute output difference against fp32 eager (TF32 off) on the same input.
+--check adds the largest and the mean absolute output difference against fp32 eager (TF32 off) on the
+same input (the same seeded weights and input in every run, so rows compare).
 --profile DIR writes a torch.profiler table per row to DIR/<model>_<mode>_<batch>.txt.
 --gpu-lock FILE lets several processes compile at once but time on the GPU one at a time: each makes
 its first (compiling) call unlocked, then holds an exclusive lock on FILE to the end of its row
-(max-autotune kinds, which time kernels on the GPU while compiling, take it before compiling).
---gpu-lock-wait N also holds every timing back until N processes have compiled (at most
---gpu-lock-wait-s seconds), so that none overlaps another process's compiling call.
+(max-autotune kinds, which time kernels on the GPU while compiling, take it before compiling, unless
+--gpu-lock-wait is given). --gpu-lock-wait N also holds every timing back until N processes have
+compiled (at most --gpu-lock-wait-s seconds), so that none overlaps another process's compiling call;
+several max-autotune runs then compile side by side.
 """
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import build_model  # noqa: E402
-from gtpt.models.attention import KERNELS as ATTENTION_KERNELS, set_attention_kernel  # noqa: E402
+from gtpt.models.attention import KERNELS as ATTENTION_KERNELS, LAYER_SETS as ATTENTION_LAYER_SETS  # noqa: E402
+from gtpt.models.attention import set_attention_kernel  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 # (device kind, model, batch, precision) -> reference images/s (recipe.md, the authors' code, eager)
@@ -157,11 +161,12 @@ class Runner(NamedTuple):
 
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
-                input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa") -> Runner:
+                input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa",
+                attention_layers: str = "all", lock_compile: bool = True) -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
                             space_to_depth=space_to_depth)
-    set_attention_kernel(model, attention)
+    set_attention_kernel(model, attention, attention_layers)
     dtype = torch.float32
     if precision == "bf16w":
         model, dtype = model.to(torch.bfloat16), torch.bfloat16
@@ -171,7 +176,7 @@ def make_runner(model, mode: str, device: torch.device, channels_last: bool = Tr
     def run(x):
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             return fn(x)
-    return Runner(run, precision, dtype, kind not in ("eager", "autotune", "autotune-nocg"))
+    return Runner(run, precision, dtype, kind != "eager" and not (lock_compile and kind.startswith("autotune")))
 
 
 def sync(device: torch.device) -> None:
@@ -221,11 +226,13 @@ def fp32_reference(model, x, device) -> list[torch.Tensor]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def max_abs_diff(out, ref: list[torch.Tensor]) -> float:
+def abs_diff(out, ref: list[torch.Tensor]) -> tuple[float, float]:
+    """(max, mean) |out - ref| over all output tensors."""
     got = tensors(out)
     if len(got) != len(ref):
         raise RuntimeError(f"{len(got)} outputs, fp32 eager gives {len(ref)}")
-    return max((g.float() - r).abs().max().item() for g, r in zip(got, ref))
+    diffs = torch.cat([(g.float() - r).abs().flatten() for g, r in zip(got, ref)])
+    return diffs.max().item(), diffs.mean().item()
 
 
 def profile_table(run, x, device, calls: int = 5) -> str:
@@ -257,7 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-seconds", type=float, default=0.5, help="per timed sample")
     p.add_argument("--out", help="append rows to this file as they are measured")
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave torch.backends.cudnn.benchmark off (CUDA)")
-    p.add_argument("--check", action="store_true", help="add a max|Δ| column against fp32 eager outputs (one batch)")
+    p.add_argument("--check", action="store_true", help="add max and mean |Δ| columns against fp32 eager outputs (one batch)")
     p.add_argument("--profile", metavar="DIR", help="write a torch.profiler table per row to DIR")
     p.add_argument("--gpu-lock", metavar="FILE", help="take turns on the device with other processes given FILE")
     p.add_argument("--gpu-lock-wait", metavar="N", type=int, default=0,
@@ -274,6 +281,8 @@ def main(argv=None) -> int:
                    help="attention kernel (gtpt.models.attention): scaled_dot_product_attention, sdpa-split "
                         "(a query length just past a multiple of 128 in two calls), FlexAttention (compile "
                         "it) or plain matrix products")
+    p.add_argument("--attention-layers", choices=ATTENTION_LAYER_SETS, default="all",
+                   help="use --attention in these layers only (self-attention or group attention)")
     p.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
                    help="set torch._inductor.config.KEY (repeatable), e.g. coordinate_descent_tuning=True, "
                         "conv_1x1_as_mm=True, max_autotune_conv_backends=ATEN")
@@ -305,13 +314,14 @@ def main(argv=None) -> int:
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + ("/s2d" if args.space_to_depth else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
+        + (f"@{args.attention_layers}" if args.attention != "sdpa" and args.attention_layers != "all" else "") \
         + "".join(f"/{o}" for o in args.inductor)   # rows of parallel runs share one file
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     lock = GpuLock(args.gpu_lock)
     header = f"{'model':<18}{'mode':<26}{'batch':>6}{'ms/batch':>11}{'images/s':>11}{'reference':>11}{'speed-up':>10}"
     if args.check:
-        header += f"{'max|Δ| vs fp32':>16}"
+        header += f"{'max|Δ| vs fp32':>16}{'mean|Δ|':>10}"
     lines = [f"machine: {machine(device)}, {args.memory_format}, sdpa {args.sdpa_backend}", header]
     print("\n".join(lines), flush=True)
     out = open(args.out, "a") if args.out else None
@@ -319,14 +329,15 @@ def main(argv=None) -> int:
         out.write("\n".join(lines) + "\n")
         out.flush()
     for name in args.models:
+        torch.manual_seed(0)   # the same weights and inputs in every run: --check rows compare
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
             runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth,
-                                 args.attention)
+                                 args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1)
             for b in args.batch:
                 if b not in inputs:
-                    inputs[b] = torch.randn(b, 3, *model.cfg.image_size, device=device).contiguous(
+                    inputs[b] = torch.randn(b, 3, *model.cfg.image_size).to(device).contiguous(
                         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
                 x = inputs[b].to(runner.dtype)
                 if runner.compile_unlocked:
@@ -340,7 +351,7 @@ def main(argv=None) -> int:
                 if args.check:
                     if b not in refs:
                         refs[b] = fp32_reference(model, inputs[b], device)
-                    row += f"{max_abs_diff(runner.run(x), refs[b]):>16.3g}"
+                    row += "{:>16.3g}{:>10.2g}".format(*abs_diff(runner.run(x), refs[b]))
                 print(row, flush=True)
                 if out:
                     out.write(row + "\n")

@@ -1,5 +1,6 @@
-"""benchmarks/model_speed.py (mode names, pure-bf16 runs, the --check column and --profile files, CPU
-eager) and benchmarks/data_throughput.py (a real run on a generated dataset)."""
+"""benchmarks/model_speed.py (mode names, pure-bf16 runs, the --check columns and --profile files, CPU
+eager), attention_precision.py and attention_drift.py (CPU runs) and benchmarks/data_throughput.py (a
+real run on a generated dataset)."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "model_speed.py"
-_spec = importlib.util.spec_from_file_location("model_speed", _PATH)
-model_speed = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(model_speed)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+model_speed = _load("model_speed")
 
 
 def test_mode_names():
@@ -21,6 +28,14 @@ def test_mode_names():
             model_speed.parse_mode(bad)
 
 
+def test_autotune_compiles_unlocked_only_when_timings_wait_for_everyone():
+    import torch
+    model, cpu = model_speed.build_model("gtpt-t-body").eval(), torch.device("cpu")
+    unlocked = lambda mode, lock: model_speed.make_runner(model, mode, cpu, lock_compile=lock).compile_unlocked  # noqa: E731
+    assert unlocked("graph-bf16w", True) and unlocked("autotune-bf16w", False)   # compiled lazily: no compile here
+    assert not unlocked("autotune-bf16w", True) and not unlocked("eager-fp32", False)
+
+
 def test_eager_rows_check_and_profile(tmp_path, capsys):
     prof = tmp_path / "prof"
     assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "eager-bf16w", "--check", "--profile", str(prof),
@@ -28,8 +43,9 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
                              "--min-seconds", "0", "--out", str(tmp_path / "rows.txt")]) == 0
     rows = {line.split()[1]: line.split() for line in capsys.readouterr().out.splitlines()
             if line.startswith("gtpt-t-body")}
-    assert float(rows["eager-fp32"][-1]) == 0.0                        # the reference itself
-    assert 0.0 < float(rows["eager-bf16w"][-1]) < 0.5                   # pure bf16 weights and input
+    assert float(rows["eager-fp32"][-2]) == float(rows["eager-fp32"][-1]) == 0.0   # the reference itself
+    worst, mean = float(rows["eager-bf16w"][-2]), float(rows["eager-bf16w"][-1])   # pure bf16 weights and input
+    assert 0.0 < mean < worst < 0.5
     assert sorted(p.name for p in prof.iterdir()) == ["gtpt-t-body_eager-bf16w_1.txt", "gtpt-t-body_eager-fp32_1.txt"]
     assert "aten::" in (prof / "gtpt-t-body_eager-bf16w_1.txt").read_text()
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
@@ -41,18 +57,47 @@ def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys, monkeypatch
     lock = str(tmp_path / "lock")
     (tmp_path / "lock.ready").write_text("x\n")        # another process has compiled already
     assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth",
-                             "--attention", "flex", "--gpu-lock", lock, "--gpu-lock-wait", "2",
+                             "--attention", "flex", "--attention-layers", "group",
+                             "--gpu-lock", lock, "--gpu-lock-wait", "2",
                              "--inductor", "conv_1x1_as_mm=True",
                              "--warmup", "0", "--repeats", "1", "--min-seconds", "0"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("gtpt-t-body")]
-    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex/conv_1x1_as_mm=True"]
+    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex@group/conv_1x1_as_mm=True"]
     assert inductor_config.conv_1x1_as_mm is True
-    assert float(rows[0][-1]) < 1e-4                  # same outputs as the plain deployment copy
+    assert float(rows[0][-2]) < 1e-4                  # same outputs as the plain deployment copy (max |Δ|)
     assert (tmp_path / "lock.ready").read_text() == "x\nx\n"   # signed in, then timed (2 of 2 ready)
     for bad in (["--space-to-depth", "--input-channels", "8"], ["--inductor", "no_such_option=1"],
                 ["--inductor", "conv_1x1_as_mm=yes"]):
         with pytest.raises(SystemExit):
             model_speed.main(bad)
+
+
+def test_attention_precision_ranks_the_kernels(capsys):
+    precision = _load("attention_precision")
+    assert precision.main(["--device", "cpu", "--batch", "2", "--lengths", "257", "20:31", "--sharpness", "4"]) == 0
+    rows = {(r[0], r[1]): (float(r[3]), float(r[4])) for r in map(str.split, capsys.readouterr().out.splitlines()[2:])}
+    assert {k for k, _ in rows} >= {"math", "plain"} and {n for _, n in rows} == {"257", "20:31"}
+    for n in ("257", "20:31"):
+        worst, mean = rows["math", n]
+        assert 0 < mean < worst < 0.1          # fp32 softmax on bf16 inputs: only the output's rounding
+        assert rows["plain", n][1] > 2 * mean   # bf16 scores and probabilities round far more
+
+
+def test_attention_drift_picks_layers_and_scores_outputs(tmp_path, capsys):
+    import torch
+    drift = _load("attention_drift")
+    ref = (torch.randn(2, 17, 384), torch.randn(2, 17, 512))
+    assert drift.drift(ref, ref) == (0.0, 0.0, 1.0)
+    moved = (ref[0].clone(), ref[1])
+    moved[0][0, 0] = 0.0
+    moved[0][0, 0, 5] = 100.0                  # one keypoint's x moves to bin 5
+    worst, mean, same = drift.drift(moved, ref)
+    assert worst >= 90 and same == pytest.approx(1 - 1 / (2 * 2 * 17))
+    assert drift.main(["--device", "cpu", "--batch", "1", "--eager", "--kernels", "plain", "--layers", "group",
+                       "--contiguous-kv", "--out", str(tmp_path / "rows.txt")]) == 0
+    row = (tmp_path / "rows.txt").read_text().splitlines()[-1].split()
+    assert row[:2] == ["plain", "group"] and 0 < float(row[3]) <= float(row[2]) < 0.5
+    assert drift.attention._attend.__name__ == "_attend"   # --contiguous-kv undone
 
 
 def test_gpu_lock_wait_gives_up_after_its_deadline(tmp_path, capsys):

@@ -277,6 +277,21 @@ def test_attention_kernels_give_the_same_outputs(kernel):
         set_attention_kernel(model, "xformers")
 
 
+def test_attention_kernel_by_layer_set():
+    from gtpt.models.attention import GroupAttention, set_attention_kernel
+    model = build_model("gtpt-t-body")
+    kinds = lambda: {(type(m).__name__, m.kernel) for m in model.modules() if isinstance(m, Attention)}  # noqa: E731
+    set_attention_kernel(model, "flex", "group")
+    assert kinds() == {("Attention", "sdpa"), ("GroupAttention", "flex")}
+    set_attention_kernel(model, "plain", "self")
+    assert kinds() == {("Attention", "plain"), ("GroupAttention", "flex")}
+    set_attention_kernel(model, "sdpa")
+    assert kinds() == {("Attention", "sdpa"), ("GroupAttention", "sdpa")}
+    assert any(isinstance(m, GroupAttention) for m in model.modules())
+    with pytest.raises(ValueError, match="layer set"):
+        set_attention_kernel(model, "flex", "coarse")
+
+
 def test_split_attention_splits_257_rows_and_matches(monkeypatch):
     from gtpt.models.attention import _attend
     torch.manual_seed(0)

@@ -4,8 +4,9 @@ Both scale the logits by dim**-0.5 (the whole embedding width, not the head widt
 reference does. The fused path uses `F.scaled_dot_product_attention`; pruning only needs the
 pre-softmax logits of a few query rows, which are computed separately (`row_logits`). The plain
 path (`fused=False`) spells the same maths out and is what tests compare the fused path with.
-`set_attention_kernel(model, "flex")` switches to FlexAttention, a Triton kernel that inductor
-generates under torch.compile (an alternative to the library kernels at GTPT's head width of 16);
+`set_attention_kernel(model, "flex")` switches to FlexAttention (optionally in the self- or the
+group-attention layers only), a Triton kernel that inductor generates under torch.compile (an
+alternative to the library kernels at GTPT's head width of 16);
 "sdpa-split" runs a query length just past a multiple of the kernels' 128-row tiles (257 in the
 coarse blocks) as two calls, so that the last, nearly empty tile is not computed in full.
 """
@@ -17,6 +18,7 @@ from torch import nn
 
 
 KERNELS = ("sdpa", "sdpa-split", "flex", "plain")
+LAYER_SETS = ("all", "self", "group")   # which layers set_attention_kernel changes
 QUERY_TILE = 128   # query rows per tile in the fused kernels (FlashAttention-2, cuDNN)
 
 
@@ -127,16 +129,22 @@ class GroupAttention(Attention):
         return out, logits
 
 
-def set_attention_kernel(model: nn.Module, kernel: str) -> nn.Module:
-    """Run every attention layer of `model` with `kernel` (one of KERNELS); returns the model."""
+def set_attention_kernel(model: nn.Module, kernel: str, layers: str = "all") -> nn.Module:
+    """Run `model`'s attention layers with `kernel` (one of KERNELS); returns the model.
+
+    layers (one of LAYER_SETS): "all", "self" (the self-attention layers: coarse encoder and the
+    blocks before grouping) or "group" (Multi-Head Group Attention); the other layers keep theirs.
+    """
     if kernel not in KERNELS:
         raise ValueError(f"unknown attention kernel {kernel!r}; choose from {KERNELS}")
+    if layers not in LAYER_SETS:
+        raise ValueError(f"unknown attention layer set {layers!r}; choose from {LAYER_SETS}")
     if kernel == "flex":
         try:
             import torch.nn.attention.flex_attention  # noqa: F401
         except ImportError as e:
             raise RuntimeError(f"FlexAttention needs torch >= 2.5 (this is {torch.__version__})") from e
     for m in model.modules():
-        if isinstance(m, Attention):
+        if isinstance(m, Attention) and (layers == "all" or (layers == "group") == isinstance(m, GroupAttention)):
             m.kernel = kernel
     return model
