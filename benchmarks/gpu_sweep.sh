@@ -6,35 +6,36 @@
 # FlexAttention + 1x1 convolutions as matrix products ran 22.54 ms (x5.46), but FlexAttention moved the
 # outputs 5x further from fp32 than cuDNN's attention does (mean |Δ| 0.017 against 0.0034), although
 # the kernel alone is as exact as cuDNN's. Best with verified kernels: space-to-depth + sdpa-split,
-# 26.65 ms (x4.62). So this sweep, in two stages:
-#  1. (about 150 s, side by side) which layers FlexAttention drifts in: attention_drift.py with flex in
-#     all, only the self-attention, only the group-attention layers, with contiguous keys/values, and
-#     without inductor's prologue fusion (the flex kernels' names show their inputs' copies, the group
-#     attention's concatenation included, fused into them);
-#     sdpa and sdpa-split as the baseline; attention_precision.py on the group-attention shapes.
-#     Meanwhile max-autotune compiles space-to-depth + sdpa-split + 1x1-as-mm (A: the route to x5 that
-#     needs no FlexAttention; the same tuning took 25.22 -> 22.54 ms on the flex variant).
-#  2. B, beside A: max-autotune with FlexAttention where its drift stays within 1.5x sdpa's (all layers,
-#     else all without prologue fusion, else self, else group); if none, graph-bf16w on A's variant.
-#     A and B time one after the other, once both have compiled (model_speed.py --gpu-lock-wait 2), or
-#     A alone if B has not compiled 150 s after A has.
+# 26.65 ms (x4.62). All at once, then:
+#  * A: max-autotune on space-to-depth + sdpa-split + 1x1-as-mm: the route to x5 without
+#    FlexAttention (the same tuning took the flex variant from 25.22 to 22.54 ms);
+#  * T: the same with the stem's depthwise convolutions as shifted multiply-adds (--depthwise-taps:
+#    one generated kernel each instead of cuDNN's depthwise kernel, 2.3 ms per batch, and a bias pass);
+#    A and T time one after the other once both have compiled (model_speed.py --gpu-lock-wait 2), or
+#    either alone if the other has not compiled 150 s after it;
+#  * which layers FlexAttention drifts in (about 150 s; no timing): attention_drift.py with flex in all,
+#    only the self-attention and only the group-attention layers, with contiguous keys/values, and
+#    without inductor's prologue fusion (the flex kernels' names show their inputs' copies, the group
+#    attention's concatenation included, fused into them); sdpa and sdpa-split as the baseline;
+#    attention_precision.py on the group-attention shapes. The log names the set to autotune next.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET s, about 9 min)
-#   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=300 T_DRIFT=200 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
+#   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=500 T_DRIFT=400 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
 #
-# Each job holds up to about 14 GB of GPU memory at batch 1024: they fit an H200 (139 GB).
+# The speed jobs hold up to about 14 GB of GPU memory each at batch 1024, the drift jobs (batch 512)
+# less: together they fit an H200 (139 GB), not an 80 GB H100.
 # $OUT: speed.txt, drift.txt, precision.txt (tables as measured), profiles.txt, log.txt (all output).
 set -u
 : "${OUT:?set OUT to an output folder}"
 DEVICE=${DEVICE:-cuda} B=${B:-1024} BUDGET=${BUDGET:-540} T_DRIFT=${T_DRIFT:-240} PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-4}   # up to 8 compiles share the cores
+export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-4}   # 8 compiles share the cores
 mkdir -p "$OUT/prof" "$OUT/drift"
 JOBS=$(mktemp -d)
 SPEED=($PY benchmarks/model_speed.py --device "$DEVICE" --models gtpt-t-body --batch "$B" --check
        --warmup 3 --repeats 5 --min-seconds 0.3 --out "$OUT/speed.txt"
-       --gpu-lock "$JOBS/gpu.lock" --gpu-lock-wait 2 --gpu-lock-wait-s 150)   # A must time before the budget ends
-DRIFT=($PY benchmarks/attention_drift.py --device "$DEVICE" --batch "$B" --space-to-depth)
+       --gpu-lock "$JOBS/gpu.lock" --gpu-lock-wait 2 --gpu-lock-wait-s 150)   # neither waits past the budget
+DRIFT=($PY benchmarks/attention_drift.py --device "$DEVICE" --batch $((B / 2)) --space-to-depth)   # half: GPU memory
 
 note() { echo "[$SECONDS s] $*" | tee -a "$OUT/log.txt"; }
 
@@ -59,10 +60,10 @@ job() {  # job NAME MAX_S CMD...: CMD in the background, killed by MAX_S or by B
 
 note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.limit --format=csv,noheader 2>&1)"
 
-# stage 1
-A=(--space-to-depth --attention sdpa-split --inductor conv_1x1_as_mm=True)
-job autotune-A "$BUDGET" "${SPEED[@]}" --modes autotune-bf16w "${A[@]}" --inductor max_autotune_conv_backends=ATEN \
-                         --profile "$OUT/prof/A"
+A=(--modes autotune-bf16w --space-to-depth --attention sdpa-split --inductor conv_1x1_as_mm=True
+   --inductor max_autotune_conv_backends=ATEN)
+job autotune-A "$BUDGET" "${SPEED[@]}" "${A[@]}" --profile "$OUT/prof/A"
+job autotune-T "$BUDGET" "${SPEED[@]}" "${A[@]}" --depthwise-taps --profile "$OUT/prof/T"
 job precision 200 $PY benchmarks/attention_precision.py --device "$DEVICE" --batch "$B" \
                   --lengths 257 94 185:196 83:94 --out "$OUT/precision.txt"
 job drift-sdpa   "$T_DRIFT" "${DRIFT[@]}" --kernels sdpa sdpa-split --out "$OUT/drift/sdpa.txt"
@@ -72,11 +73,13 @@ done
 job drift-flex-contig "$T_DRIFT" "${DRIFT[@]}" --kernels flex --contiguous-kv --out "$OUT/drift/flex-contig.txt"
 job drift-flex-noprologue "$T_DRIFT" env TORCHINDUCTOR_PROLOGUE_FUSION=0 "${DRIFT[@]}" --kernels flex \
                           --out "$OUT/drift/flex-noprologue.txt"
-for j in all self group noprologue; do wait "$(cat "$JOBS/drift-flex-$j.pid")" 2>/dev/null; done
+for j in sdpa flex-all flex-self flex-group flex-contig flex-noprologue; do
+  wait "$(cat "$JOBS/drift-$j.pid")" 2>/dev/null
+done
 
-# stage 2: FlexAttention where its drift stays within 1.5x sdpa's (the sdpa row if measured yet, else
-# the 0.0034 that model_speed.py --check gave on the H200 with the same seed, weights and input)
-LAYERS=$($PY - "$OUT/drift" <<'PY'
+# FlexAttention where its drift stays within 1.5x sdpa's (the sdpa row, else the 0.0034 that
+# model_speed.py --check gave on the H200 with the same seed, weights and input): the next candidate
+FLEX=$($PY - "$OUT/drift" <<'PY'
 import sys
 from pathlib import Path
 mean = {}
@@ -85,19 +88,12 @@ for f in Path(sys.argv[1]).glob("*.txt"):
         kernel, layers, _, m, _ = row.split()
         mean.setdefault(f.stem if kernel == "flex" else kernel, float(m))
 limit = 1.5 * mean.get("sdpa", 0.0034)
-flags = {"all": "all", "noprologue": "all --inductor prologue_fusion=False", "self": "self", "group": "group"}
+flags = {"all": "--attention flex", "noprologue": "--attention flex --inductor prologue_fusion=False",
+         "self": "--attention flex --attention-layers self", "group": "--attention flex --attention-layers group"}
 print(next((flags[k] for k in flags if mean.get(f"flex-{k}", float("inf")) <= limit), ""))
 PY
 )
-note "FlexAttention within 1.5x sdpa's drift in: ${LAYERS:-no layer set}"
-# shellcheck disable=SC2086
-if [ -n "$LAYERS" ]; then
-  job autotune-B "$BUDGET" "${SPEED[@]}" --modes autotune-bf16w --space-to-depth --attention flex \
-                           --attention-layers $LAYERS --inductor conv_1x1_as_mm=True \
-                           --inductor max_autotune_conv_backends=ATEN --profile "$OUT/prof/B"
-else
-  job graph-A "$BUDGET" "${SPEED[@]}" --modes graph-bf16w "${A[@]}"
-fi
+note "FlexAttention within 1.5x sdpa's drift with: ${FLEX:-(none of the tried forms)}"
 wait
 
 for f in "$JOBS"/*.log; do echo "=== ${f##*/}"; grep -v '^USDT' "$f"; done >>"$OUT/log.txt"

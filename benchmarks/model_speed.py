@@ -10,7 +10,9 @@ fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
-2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
+2x2 convolution over 2x2 pixel blocks (16 channels) instead; --depthwise-taps writes the stem's
+depthwise convolutions as shifted multiply-adds (compiled: one generated kernel each, bias included,
+instead of cuDNN's depthwise kernel and a bias pass); --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
 --attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
 --attention-layers self|group uses that kernel in those layers only (the others run sdpa);
@@ -162,10 +164,10 @@ class Runner(NamedTuple):
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
                 input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa",
-                attention_layers: str = "all", lock_compile: bool = True) -> Runner:
+                attention_layers: str = "all", lock_compile: bool = True, depthwise_taps: bool = False) -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
-                            space_to_depth=space_to_depth)
+                            space_to_depth=space_to_depth, depthwise_taps=depthwise_taps)
     set_attention_kernel(model, attention, attention_layers)
     dtype = torch.float32
     if precision == "bf16w":
@@ -277,6 +279,8 @@ def main(argv=None) -> int:
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
     p.add_argument("--space-to-depth", action="store_true",
                    help="run the first convolution over 2x2 pixel blocks (same outputs)")
+    p.add_argument("--depthwise-taps", action="store_true",
+                   help="the stem's depthwise convolutions as shifted multiply-adds (same outputs)")
     p.add_argument("--attention", choices=ATTENTION_KERNELS, default="sdpa",
                    help="attention kernel (gtpt.models.attention): scaled_dot_product_attention, sdpa-split "
                         "(a query length just past a multiple of 128 in two calls), FlexAttention (compile "
@@ -313,6 +317,7 @@ def main(argv=None) -> int:
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + ("/s2d" if args.space_to_depth else "") \
+        + ("/dwtaps" if args.depthwise_taps else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
         + (f"@{args.attention_layers}" if args.attention != "sdpa" and args.attention_layers != "all" else "") \
         + "".join(f"/{o}" for o in args.inductor)   # rows of parallel runs share one file
@@ -334,7 +339,8 @@ def main(argv=None) -> int:
         inputs, refs = {}, {}
         for mode in args.modes:
             runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth,
-                                 args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1)
+                                 args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1,
+                                 depthwise_taps=args.depthwise_taps)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size).to(device).contiguous(

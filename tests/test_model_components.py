@@ -260,6 +260,39 @@ def test_space_to_depth_deployment_copy_keeps_stem_outputs(name):
         deployment_copy(model, input_channels=8, space_to_depth=True)
 
 
+@pytest.mark.parametrize("stride,size,bias", [(1, (8, 6), True), (1, (9, 7), False), (2, (8, 6), True),
+                                             (2, (9, 7), True)])
+def test_depthwise_taps_equal_the_depthwise_convolution(stride, size, bias):
+    from gtpt.models.fusion import DepthwiseTaps
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=bias).double()
+    x = torch.randn(2, 6, *size, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref, out = conv(x), DepthwiseTaps(conv)(x)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="depthwise"):
+        DepthwiseTaps(torch.nn.Conv2d(6, 6, 3, 1, 1, groups=3))
+
+
+def test_depthwise_taps_deployment_copy_keeps_outputs_and_compiles():
+    from gtpt.models.fusion import DepthwiseTaps, deployment_copy
+    torch.manual_seed(0)
+    model = build_model("gtpt-t-body").eval()
+    _randomise_norms(model)
+    x = torch.randn(2, 3, 256, 192).contiguous(memory_format=torch.channels_last)
+    taps = deployment_copy(model, channels_last=True, space_to_depth=True, depthwise_taps=True)
+    depthwise = [m for m in model.stem.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert sum(isinstance(m, DepthwiseTaps) for m in taps.modules()) == len(depthwise) == 5
+    with torch.no_grad():
+        ref = deployment_copy(model)(x)
+        out = taps(x)
+        stem = deployment_copy(model).stem(x)
+        compiled = torch.compile(taps.stem.to(torch.bfloat16), dynamic=False)(x.bfloat16())   # one generated kernel each
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, out))
+    torch.testing.assert_close(compiled.float(), stem, rtol=0.02, atol=0.02 * stem.abs().max().item())
+
+
 @pytest.mark.parametrize("kernel", ["flex", "sdpa-split"])
 def test_attention_kernels_give_the_same_outputs(kernel):
     from gtpt.models.attention import set_attention_kernel

@@ -1,5 +1,5 @@
 """Deployment copies: BatchNorm folded into the neighbouring conv / linear layer, and optional
-GPU-friendlier forms of the stem's first convolution (same outputs).
+GPU-friendlier forms of the stem's first and depthwise convolutions (same outputs).
 
 An eval-mode BatchNorm is a per-channel affine map, so it can be absorbed into the weights
 of the layer before it (stem convs) or after it (the patch BatchNorm into the patch
@@ -122,13 +122,56 @@ def space_to_depth_first_conv(model: GTPT) -> GTPT:
     return model
 
 
+class DepthwiseTaps(nn.Module):
+    """A depthwise convolution (one filter per channel) as k*k shifted multiply-adds in float32:
+    [B,C,H,W] -> [B,C,H',W'], the same outputs.
+
+    Eagerly this is slower than the library kernel. Under torch.compile the padding, the taps and
+    the bias become one generated kernel, so no separate bias pass follows; on a GPU that can beat
+    cuDNN's depthwise kernels, which are far from memory speed at the stem's 64 channels.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        c = conv.in_channels
+        if conv.groups != c or conv.out_channels != c or conv.dilation != (1, 1) \
+                or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(f"DepthwiseTaps needs a depthwise convolution with numeric zero padding, got {conv}")
+        self.stride, self.padding = conv.stride, conv.padding
+        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)   # [C, 1, kh, kw]
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (sh, sw), (ph, pw) = self.weight.shape[-2:], self.stride, self.padding
+        ho, wo = (x.shape[-2] + 2 * ph - kh) // sh + 1, (x.shape[-1] + 2 * pw - kw) // sw + 1
+        acc = torch.promote_types(x.dtype, torch.float32)   # at least float32 sums: one rounding, as cuDNN
+        xp, w = F.pad(x, (pw, pw, ph, ph)).to(acc), self.weight.to(acc)
+        out = 0 if self.bias is None else self.bias.to(acc)[:, None, None]
+        for i in range(kh):
+            for j in range(kw):
+                out = out + xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] * w[:, 0, i, j, None, None]
+        return out.to(x.dtype)
+
+
+def depthwise_as_taps(model: GTPT) -> GTPT:
+    """Replace every depthwise convolution of the stem by `DepthwiseTaps`; outputs are unchanged."""
+    for seq in model.stem.modules():
+        for name, child in seq.named_children():
+            if isinstance(child, nn.Conv2d) and child.groups > 1 and child.groups == child.in_channels:
+                setattr(seq, name, DepthwiseTaps(child))
+    return model
+
+
 def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False, input_channels: int = 3,
-                    space_to_depth: bool = False) -> GTPT:
+                    space_to_depth: bool = False, depthwise_taps: bool = False) -> GTPT:
     """A folded eval-mode copy on `device` (channels-last memory if asked; the first convolution
-    widened to `input_channels` if more than 3, or in space-to-depth form); `model` is untouched."""
+    widened to `input_channels` if more than 3, or in space-to-depth form; the depthwise
+    convolutions as `DepthwiseTaps` if asked); `model` is untouched."""
     if space_to_depth and input_channels != 3:
         raise ValueError("choose one form for the first convolution: input_channels or space_to_depth")
     out = fuse_for_inference(copy.deepcopy(model).eval())
     out = space_to_depth_first_conv(out) if space_to_depth else pad_input_channels(out, input_channels)
+    if depthwise_taps:
+        out = depthwise_as_taps(out)
     out = out.to(device)
     return out.to(memory_format=torch.channels_last) if channels_last else out
