@@ -51,9 +51,13 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
 
 
-def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys, monkeypatch):
+def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys):
     import torch._inductor.config as inductor_config
-    monkeypatch.setattr(inductor_config, "conv_1x1_as_mm", False)   # restored after the test
+    with inductor_config.patch(conv_1x1_as_mm=False):   # config.patch restores it (monkeypatch would delete it)
+        _variant_flags(tmp_path, capsys, inductor_config)
+
+
+def _variant_flags(tmp_path, capsys, inductor_config):
     lock = str(tmp_path / "lock")
     (tmp_path / "lock.ready").write_text("x\n")        # another process has compiled already
     assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth", "--depthwise-taps",
