@@ -10,7 +10,8 @@ fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
-2x2 convolution over 2x2 pixel blocks (16 channels) instead; --depthwise-taps writes the stem's
+2x2 convolution over 2x2 pixel blocks (16 channels) instead, --space-to-depth im2col as a 1x1
+convolution over each output's four blocks (64 channels: a matrix product); --depthwise-taps writes the stem's
 depthwise convolutions as shifted multiply-adds (compiled: one generated kernel each, bias included,
 instead of cuDNN's depthwise kernel and a bias pass); --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
@@ -163,7 +164,7 @@ class Runner(NamedTuple):
 
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
-                input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa",
+                input_channels: int = 3, space_to_depth: bool | str = False, attention: str = "sdpa",
                 attention_layers: str = "all", lock_compile: bool = True, depthwise_taps: bool = False) -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
@@ -277,8 +278,9 @@ def main(argv=None) -> int:
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
     p.add_argument("--input-channels", type=int, default=3,
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
-    p.add_argument("--space-to-depth", action="store_true",
-                   help="run the first convolution over 2x2 pixel blocks (same outputs)")
+    p.add_argument("--space-to-depth", nargs="?", const="blocks", choices=("blocks", "im2col"),
+                   help="run the first convolution over 2x2 pixel blocks (same outputs); im2col: as a 1x1 "
+                        "convolution over each output's four blocks")
     p.add_argument("--depthwise-taps", action="store_true",
                    help="the stem's depthwise convolutions as shifted multiply-adds (same outputs)")
     p.add_argument("--attention", choices=ATTENTION_KERNELS, default="sdpa",
@@ -316,7 +318,7 @@ def main(argv=None) -> int:
     variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
-        + ("/s2d" if args.space_to_depth else "") \
+        + {None: "", "blocks": "/s2d", "im2col": "/s2d-im2col"}[args.space_to_depth] \
         + ("/dwtaps" if args.depthwise_taps else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
         + (f"@{args.attention_layers}" if args.attention != "sdpa" and args.attention_layers != "all" else "") \
@@ -338,7 +340,8 @@ def main(argv=None) -> int:
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
-            runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth,
+            s2d = {None: False, "blocks": True, "im2col": "im2col"}[args.space_to_depth]
+            runner = make_runner(model, mode, device, channels_last, args.input_channels, s2d,
                                  args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1,
                                  depthwise_taps=args.depthwise_taps)
             for b in args.batch:

@@ -231,12 +231,14 @@ def test_space_to_depth_conv_equals_strided_conv(size):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 64, 3, 2, 1).double()
     x = torch.randn(2, 3, *size, dtype=torch.float64)
-    s2d = SpaceToDepthConv(conv)
+    s2d, im2col = SpaceToDepthConv(conv), SpaceToDepthConv(conv, im2col=True)
     assert s2d.conv.in_channels == 16 and s2d.conv.kernel_size == (2, 2)
+    assert im2col.conv.in_channels == 64 and im2col.conv.kernel_size == (1, 1)
     with torch.no_grad():
-        ref, out = conv(x), s2d(x)
-    assert out.shape == ref.shape
+        ref, out, out_mm = conv(x), s2d(x), im2col(x)
+    assert out.shape == out_mm.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out_mm, ref, rtol=0, atol=1e-12)
 
 
 def test_space_to_depth_rejects_other_convolutions():
@@ -251,13 +253,16 @@ def test_space_to_depth_deployment_copy_keeps_stem_outputs(name):
     torch.manual_seed(0)
     model = build_model(name).eval()
     x = torch.randn(2, 3, 256, 192)
-    s2d = deployment_copy(model, space_to_depth=True, channels_last=True)
     with torch.no_grad():
         ref = deployment_copy(model).stem.conv1(x)
-        out = s2d.stem.conv1(x.contiguous(memory_format=torch.channels_last))
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+        for form in (True, "im2col"):
+            s2d = deployment_copy(model, space_to_depth=form, channels_last=True)
+            out = s2d.stem.conv1(x.contiguous(memory_format=torch.channels_last))
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
     with pytest.raises(ValueError, match="one form"):
         deployment_copy(model, input_channels=8, space_to_depth=True)
+    with pytest.raises(ValueError, match="im2col"):
+        deployment_copy(model, space_to_depth="gemm")
 
 
 @pytest.mark.parametrize("stride,size,bias", [(1, (8, 6), True), (1, (9, 7), False), (2, (8, 6), True),

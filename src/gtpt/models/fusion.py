@@ -87,9 +87,12 @@ class SpaceToDepthConv(nn.Module):
     Each output reads 2x2 blocks of the padded input; kernel taps outside the 3x3 window get zero
     weights. The image is padded to `pixel_channels` channels first, so the block convolution has
     4 * pixel_channels inputs (16 for RGB: a tensor-core friendly width, unlike 3).
+    im2col=True gathers each output's four blocks as channels (64 for RGB) and applies a 1x1
+    convolution: a plain matrix product, which inductor can run as a GEMM template with the bias
+    and ReLU fused (`conv_1x1_as_mm`) and the gather fused into its input loads.
     """
 
-    def __init__(self, conv: nn.Conv2d, pixel_channels: int = 4):
+    def __init__(self, conv: nn.Conv2d, pixel_channels: int = 4, im2col: bool = False):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (2, 2) or conv.padding != (1, 1) \
                 or conv.groups != 1 or conv.dilation != (1, 1):
@@ -97,7 +100,7 @@ class SpaceToDepthConv(nn.Module):
         out_c, in_c = conv.weight.shape[:2]
         if pixel_channels < in_c:
             raise ValueError(f"pixel_channels {pixel_channels} < the convolution's {in_c} inputs")
-        self.extra = pixel_channels - in_c
+        self.extra, self.im2col = pixel_channels - in_c, im2col
         self.conv = nn.Conv2d(4 * pixel_channels, out_c, 2, bias=conv.bias is not None).to(conv.weight)
         with torch.no_grad():
             w = conv.weight.new_zeros(out_c, pixel_channels, 4, 4)   # taps (2*block + offset), 3 used
@@ -107,18 +110,28 @@ class SpaceToDepthConv(nn.Module):
             self.conv.weight.copy_(w.reshape(out_c, 4 * pixel_channels, 2, 2))
             if conv.bias is not None:
                 self.conv.bias.copy_(conv.bias)
+        if im2col:   # the 2x2 kernel's taps (ky, kx) become channel groups, in forward's gather order
+            block = self.conv
+            self.conv = nn.Conv2d(16 * pixel_channels, out_c, 1, bias=block.bias is not None).to(conv.weight)
+            with torch.no_grad():
+                self.conv.weight.copy_(block.weight.permute(0, 2, 3, 1).reshape(out_c, -1, 1, 1))
+                if block.bias is not None:
+                    self.conv.bias.copy_(block.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]   # one zero row/column in front; behind, enough for whole blocks
-        x = F.pad(x, (1, 1 + w % 2, 1, 1 + h % 2, 0, self.extra))
-        return self.conv(F.pixel_unshuffle(x, 2))
+        x = F.pixel_unshuffle(F.pad(x, (1, 1 + w % 2, 1, 1 + h % 2, 0, self.extra)), 2)
+        if self.im2col:
+            ho, wo = x.shape[-2] - 1, x.shape[-1] - 1
+            x = torch.cat([x[..., ky:ky + ho, kx:kx + wo] for ky in (0, 1) for kx in (0, 1)], dim=1)
+        return self.conv(x)
 
 
-def space_to_depth_first_conv(model: GTPT) -> GTPT:
+def space_to_depth_first_conv(model: GTPT, im2col: bool = False) -> GTPT:
     """Replace the stem's first convolution by its space-to-depth form (`SpaceToDepthConv`); outputs
     are unchanged. A 3-channel convolution is a poor fit for GPU tensor cores (cuDNN ran it at a
     fraction of its memory speed on an H200); a 16-channel 2x2 one is a common shape."""
-    model.stem.conv1[0] = SpaceToDepthConv(model.stem.conv1[0])
+    model.stem.conv1[0] = SpaceToDepthConv(model.stem.conv1[0], im2col=im2col)
     return model
 
 
@@ -163,14 +176,18 @@ def depthwise_as_taps(model: GTPT) -> GTPT:
 
 
 def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False, input_channels: int = 3,
-                    space_to_depth: bool = False, depthwise_taps: bool = False) -> GTPT:
+                    space_to_depth: bool | str = False, depthwise_taps: bool = False) -> GTPT:
     """A folded eval-mode copy on `device` (channels-last memory if asked; the first convolution
-    widened to `input_channels` if more than 3, or in space-to-depth form; the depthwise
-    convolutions as `DepthwiseTaps` if asked); `model` is untouched."""
+    widened to `input_channels` if more than 3, or in space-to-depth form: True, or "im2col" for
+    its matrix-product variant; the depthwise convolutions as `DepthwiseTaps` if asked); `model`
+    is untouched."""
+    if space_to_depth not in (False, True, "im2col"):
+        raise ValueError(f"space_to_depth is False, True or 'im2col', got {space_to_depth!r}")
     if space_to_depth and input_channels != 3:
         raise ValueError("choose one form for the first convolution: input_channels or space_to_depth")
     out = fuse_for_inference(copy.deepcopy(model).eval())
-    out = space_to_depth_first_conv(out) if space_to_depth else pad_input_channels(out, input_channels)
+    out = space_to_depth_first_conv(out, im2col=space_to_depth == "im2col") if space_to_depth \
+        else pad_input_channels(out, input_channels)
     if depthwise_taps:
         out = depthwise_as_taps(out)
     out = out.to(device)
