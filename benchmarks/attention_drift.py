@@ -11,8 +11,9 @@ integration (strides, fused prologues) rather than at the kernel's rounding.
 --layers: all attention layers, only the self-attention ones (coarse encoder and the blocks
 before grouping) or only Multi-Head Group Attention. --contiguous-kv copies keys and values
 into contiguous tensors before the kernel (they are strided views of the qkv projection).
-Same seed, weights and input in every row; deployment copy (BatchNorm folded, channels-last),
-bf16 weights, torch.compile unless --eager.
+Same seed, weights and input in every row; the reference is model_speed.py's fp32 eager run (TF32
+off); the rows run a deployment copy (BatchNorm folded, channels-last) with bf16 weights, under
+torch.compile unless --eager.
 """
 from __future__ import annotations
 
@@ -23,18 +24,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # model_speed, beside this file
 
 import gtpt.models.attention as attention  # noqa: E402
 from gtpt import build_model  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
+from model_speed import abs_diff, fp32_reference, tensors  # noqa: E402
 
 
-def drift(out: dict | tuple, ref: tuple) -> tuple[float, float, float]:
-    """(max |Δ|, mean |Δ|, share of argmax positions equal to the reference's) over pred_x, pred_y."""
-    got = out if isinstance(out, tuple) else (out["pred_x"], out["pred_y"])
-    diffs = torch.cat([(g.float() - r).abs().flatten() for g, r in zip(got, ref)])
-    same = torch.cat([(g.float().argmax(-1) == r.argmax(-1)).flatten() for g, r in zip(got, ref)])
-    return diffs.max().item(), diffs.mean().item(), same.float().mean().item()
+def drift(out, ref: list[torch.Tensor]) -> tuple[float, float, float]:
+    """(max |Δ|, mean |Δ|, share of argmax positions equal to the reference's) over the logits."""
+    same = torch.cat([(g.float().argmax(-1) == r.argmax(-1)).flatten() for g, r in zip(tensors(out), ref)])
+    return *abs_diff(out, ref), same.float().mean().item()
 
 
 def main(argv=None) -> int:
@@ -53,9 +54,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     model = build_model(args.model).eval()
     x = torch.randn(args.batch, 3, *model.cfg.image_size).to(device).contiguous(memory_format=torch.channels_last)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    with torch.inference_mode():
-        ref = tuple(t.float() for t in deployment_copy(model, device)(x))
+    ref = fp32_reference(model, x, device)
     attend = attention._attend
     if args.contiguous_kv:   # undone below: the module is shared with whoever imported it
         attention._attend = lambda q, k, v, scale, kernel: attend(q, k.contiguous(), v.contiguous(), scale, kernel)

@@ -11,7 +11,6 @@ thread per worker, as DataLoader workers run.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,18 +19,13 @@ import cv2
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # model_speed, beside this file
 
 from gtpt.engine.batching import build_loader  # noqa: E402
 from gtpt.engine.distributed import ShardSampler  # noqa: E402
 from gtpt.engine.experiment import load_experiment  # noqa: E402
 from gtpt.engine.trainer import build_train_dataset  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "CPU"
+from model_speed import cpu_name  # noqa: E402
 
 
 def images_per_s(dataset, workers: int, batch: int, batches: int) -> float:

@@ -82,16 +82,19 @@ def parse_mode(mode: str) -> tuple[str, str]:
     return kind, precision
 
 
+def cpu_name() -> str:
+    """The CPU model (Linux /proc/cpuinfo), else what `platform` knows; for the benchmarks' headers."""
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "CPU"
+
+
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         cudnn = "on" if torch.backends.cudnn.benchmark else "off"
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, cudnn.benchmark {cudnn}"
-    name = platform.processor() or "CPU"
-    try:
-        name = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 class GpuLock:
@@ -315,6 +318,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         p.error(str(e))
     channels_last = args.memory_format == "channels_last"
+    space_to_depth = {None: False, "blocks": True, "im2col": "im2col"}[args.space_to_depth]   # deployment_copy's
     variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
@@ -340,8 +344,7 @@ def main(argv=None) -> int:
         model = build_model(name).eval()
         inputs, refs = {}, {}
         for mode in args.modes:
-            s2d = {None: False, "blocks": True, "im2col": "im2col"}[args.space_to_depth]
-            runner = make_runner(model, mode, device, channels_last, args.input_channels, s2d,
+            runner = make_runner(model, mode, device, channels_last, args.input_channels, space_to_depth,
                                  args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1,
                                  depthwise_taps=args.depthwise_taps)
             for b in args.batch:

@@ -12,7 +12,6 @@ the EMA update. Prints images/s per variant and the machine.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,22 +19,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # model_speed, beside this file
 
 from gtpt.engine.ema import ModelEma, ema_momentum  # noqa: E402
 from gtpt.engine.loss import GlobalPerceivedLoss  # noqa: E402
 from gtpt.models import build_model  # noqa: E402
+from model_speed import cpu_name  # noqa: E402
 
 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'CPU'} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 def naive_ema(ema_sd: dict, live: torch.nn.Module, m: float) -> None:

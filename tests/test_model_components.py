@@ -6,7 +6,6 @@ import warnings
 import pytest
 import torch
 
-
 from gtpt import build_model
 from gtpt.config import PRESETS, get_model_config
 from gtpt.models.attention import Attention, GroupAttention
