@@ -8,35 +8,38 @@
 # the kernel alone is as exact as cuDNN's. Best with verified kernels: space-to-depth + sdpa-split,
 # 26.65 ms (x4.62); max-autotune took the flex variant from 25.22 to 22.54 ms.
 #
-# Stage 1 (about 150 s, all at once; the speed rows time only after every stage-1 job has finished
+# Stage 1 (about 200 s, all at once; the speed rows time only after every stage-1 job has finished
 # or compiled, one at a time):
 #  * graph-bf16w on space-to-depth + sdpa-split + 1x1-as-mm (A), A with the stem's depthwise
 #    convolutions as shifted multiply-adds (T, --depthwise-taps: one generated kernel each, bias
 #    included, in place of cuDNN's depthwise kernel, 2.3 ms per batch, and a bias pass), and T with
 #    the first convolution as a matrix product (U, --space-to-depth im2col: a 1x1 convolution over each
 #    output's four 2x2 blocks, a GEMM with bias and ReLU fused, in place of cuDNN's 2x2 convolution,
-#    0.86 ms, and its bias/ReLU pass, 0.75 ms);
+#    0.86 ms, and its bias/ReLU pass, 0.75 ms); and A with the patch embedding as the official code
+#    computes it (L, --patch-embed linear: a copy of the feature map into patch order and a matrix
+#    product; the form every earlier GPU row used, now replaced by a strided convolution that is 14%
+#    faster through onnxruntime on a CPU) to tie A back to the 26.65 ms measured before;
 #  * which layers FlexAttention drifts in (no timing): attention_drift.py with flex in all, only the
 #    self-attention and only the group-attention layers, with contiguous keys/values, and without
 #    inductor's prologue fusion (the flex kernels' names show their inputs' copies, the group
 #    attention's concatenation included, fused into them); sdpa as the baseline;
 #    attention_precision.py on the group-attention shapes. The log names the flex form to try next.
 #    (sdpa-split's own drift is graph-A's --check column.)
-# Stage 2 (the rest, alone): max-autotune on the fastest of A, T and U.
+# Stage 2 (the rest, alone): max-autotune on the fastest of A, T, U and L.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET = 570 s;
 #   run it with the device tool's timeout_s 600)
 #   CPU dry run (typos, timeouts):  DEVICE=cpu B=2 BUDGET=560 T_DRIFT=420 T_STAGE1=420 OUT=/tmp/o bash benchmarks/gpu_sweep.sh
 #
 # The speed jobs hold up to about 14 GB of GPU memory each at batch 1024, the drift jobs (batch 512)
-# less: together (stage 1, 10 jobs) they fit an H200 (139 GB), not an 80 GB H100.
+# less: together (stage 1, 11 jobs) they fit an H200 (139 GB), not an 80 GB H100.
 # $OUT: speed.txt, drift.txt, precision.txt (tables as measured), profiles.txt, log.txt (all output).
 set -u
 : "${OUT:?set OUT to an output folder}"
 DEVICE=${DEVICE:-cuda} B=${B:-1024} BUDGET=${BUDGET:-570} T_DRIFT=${T_DRIFT:-240} T_STAGE1=${T_STAGE1:-300}
 PY=${PY:-python3}
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
-export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-3}   # 9 compiles share the cores at first
+export TORCHINDUCTOR_COMPILE_THREADS=${TORCHINDUCTOR_COMPILE_THREADS:-3}   # 10 compiles share the cores at first
 mkdir -p "$OUT/prof" "$OUT/drift"
 JOBS=$(mktemp -d)
 SPEED=($PY benchmarks/model_speed.py --device "$DEVICE" --models gtpt-t-body --batch "$B" --check
@@ -71,11 +74,12 @@ note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.
 # stage 1: every job below signs in when done (speed jobs: when compiled), so the speed rows time
 # after all other GPU work of this stage
 VARIANT=(--attention sdpa-split --inductor conv_1x1_as_mm=True)
-WAIT=(--gpu-lock-wait 10 --gpu-lock-wait-s 150)   # the number of jobs in this stage
+WAIT=(--gpu-lock-wait 11 --gpu-lock-wait-s 150)   # the number of jobs in this stage
 job graph-A "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --space-to-depth "${WAIT[@]}"
 job graph-T "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --space-to-depth --depthwise-taps "${WAIT[@]}"
 job graph-U "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --space-to-depth im2col --depthwise-taps \
                        "${WAIT[@]}" --profile "$OUT/prof/U"
+job graph-L "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --space-to-depth --patch-embed linear "${WAIT[@]}"
 job precision 200 $PY benchmarks/attention_precision.py --device "$DEVICE" --batch "$B" \
                   --lengths 257 94 185:196 83:94 --out "$OUT/precision.txt"
 job drift-sdpa   "$T_DRIFT" "${DRIFT[@]}" --kernels sdpa --out "$OUT/drift/sdpa.txt"   # sdpa-split: graph-A's --check
@@ -111,7 +115,8 @@ BEST=$($PY - "$OUT/speed.txt" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith("gtpt-") and l.split()[1].startswith("graph-bf16w")]
 label = min(rows, key=lambda r: float(r[3]))[1] if rows else "graph-bf16w/s2d"
-flags = {"s2d": "--space-to-depth", "s2d-im2col": "--space-to-depth im2col", "dwtaps": "--depthwise-taps"}
+flags = {"s2d": "--space-to-depth", "s2d-im2col": "--space-to-depth im2col", "dwtaps": "--depthwise-taps",
+         "pe-linear": "--patch-embed linear"}
 print(" ".join(flags[t] for t in label.split("/")[1:] if t in flags))
 PY
 )

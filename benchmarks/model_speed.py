@@ -17,6 +17,8 @@ instead of cuDNN's depthwise kernel and a bias pass); --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
 --attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
 --attention-layers self|group uses that kernel in those layers only (the others run sdpa);
+--patch-embed linear computes the patch embedding as the official code does (a copy into patch order, then
+a matrix product) instead of as a strided convolution;
 --inductor KEY=VALUE sets a torch._inductor.config option. Each variant is named in the row's mode.
 The reference figures come from `shared/docs/recipe.md` (the authors' code, eager, same machine
 kinds); bf16w rows are compared with the bf16 ones. Prints a table; with --out, also appends each
@@ -50,6 +52,7 @@ from gtpt import build_model  # noqa: E402
 from gtpt.models.attention import KERNELS as ATTENTION_KERNELS, LAYER_SETS as ATTENTION_LAYER_SETS  # noqa: E402
 from gtpt.models.attention import set_attention_kernel  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
+from gtpt.models.patch_embed import FORMS as PATCH_EMBED_FORMS  # noqa: E402
 
 # (device kind, model, batch, precision) -> reference images/s (recipe.md, the authors' code, eager)
 REFERENCE = {
@@ -286,6 +289,9 @@ def main(argv=None) -> int:
                         "convolution over each output's four blocks")
     p.add_argument("--depthwise-taps", action="store_true",
                    help="the stem's depthwise convolutions as shifted multiply-adds (same outputs)")
+    p.add_argument("--patch-embed", choices=PATCH_EMBED_FORMS, default="conv",
+                   help="patch embedding as a strided convolution (default) or, as the official code computes "
+                        "it, a copy into patch order and a matrix product (gtpt.models.patch_embed)")
     p.add_argument("--attention", choices=ATTENTION_KERNELS, default="sdpa",
                    help="attention kernel (gtpt.models.attention): scaled_dot_product_attention, sdpa-split "
                         "(a query length just past a multiple of 128 in two calls), FlexAttention (compile "
@@ -324,6 +330,7 @@ def main(argv=None) -> int:
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + {None: "", "blocks": "/s2d", "im2col": "/s2d-im2col"}[args.space_to_depth] \
         + ("/dwtaps" if args.depthwise_taps else "") \
+        + (f"/pe-{args.patch_embed}" if args.patch_embed != "conv" else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
         + (f"@{args.attention_layers}" if args.attention != "sdpa" and args.attention_layers != "all" else "") \
         + "".join(f"/{o}" for o in args.inductor)   # rows of parallel runs share one file
@@ -342,6 +349,7 @@ def main(argv=None) -> int:
     for name in args.models:
         torch.manual_seed(0)   # the same weights and inputs in every run: --check rows compare
         model = build_model(name).eval()
+        model.patch_embed.form = args.patch_embed
         inputs, refs = {}, {}
         for mode in args.modes:
             runner = make_runner(model, mode, device, channels_last, args.input_channels, space_to_depth,

@@ -31,6 +31,10 @@ def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
     onnx.checker.check_model(proto)
     ops = {n.op_type for n in proto.graph.node}
     assert {"TopK", "GatherElements"} <= ops                      # pruning is inside the graph
+    assert "BatchNormalization" not in ops                         # folded before export
+    # the patch embedding is a strided Conv, not a 6-D transpose of the feature map and a MatMul
+    perms = [a.ints for n in proto.graph.node if n.op_type == "Transpose" for a in n.attribute]
+    assert max(len(p) for p in perms) < 6          # (5-D: the attention's q/k/v split)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     cfg = read_onnx_config(result.path)
     assert cfg.name == name and cfg.keep_rates == tuple(keep_rates or model.keep_rates)
@@ -67,6 +71,9 @@ def test_predictor_onnxruntime_matches_torch(tmp_path):
     mtime = onnx_pred.onnx_path.stat().st_mtime_ns
     again = Predictor(model, backend="onnxruntime", cache_dir=tmp_path)
     assert again.onnx_path == onnx_pred.onnx_path and again.onnx_path.stat().st_mtime_ns == mtime
+    # ...but not for a model computed another way: the traced graph follows the code and module forms
+    model.patch_embed.form = "linear"
+    assert Predictor(model, backend="onnxruntime", cache_dir=tmp_path).onnx_path != onnx_pred.onnx_path
     # an .onnx file on its own, and a clear error for the wrong preset
     from_file = Predictor(str(onnx_pred.onnx_path))
     np.testing.assert_array_equal(from_file.predict(img, boxes)[0].keypoints, onnx_people[0].keypoints)

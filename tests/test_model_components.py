@@ -28,6 +28,24 @@ def test_channel_shuffle_interleaves_halves():
     assert concat_shuffle(x[:, :4], x[:, 4:]).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
 
 
+@pytest.mark.parametrize("form", ["conv", "linear"])
+def test_patch_embedding_is_a_linear_over_dy_dx_c_patch_vectors(form):
+    from gtpt.models.patch_embed import PatchEmbed
+    torch.manual_seed(0)
+    embed = PatchEmbed(5, (4, 3), 7, form=form).double()
+    f = torch.randn(2, 5, 8, 9, dtype=torch.float64)
+    # the official patch vector: channel fastest, then dx, then dy; patches row-major
+    vectors = torch.stack([f[:, :, 4 * i:4 * i + 4, 3 * j:3 * j + 3].permute(0, 2, 3, 1).reshape(2, -1)
+                           for i in range(2) for j in range(3)], dim=1)
+    expected = vectors @ embed.weight.T + embed.bias
+    with torch.no_grad():
+        got = embed(f)
+    assert got.shape == (2, 6, 7)
+    assert torch.allclose(got, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="form"):
+        embed.form = "unfold"
+
+
 @pytest.mark.parametrize("size,channels", [("t", 128), ("s", 256), ("b", 256)])
 def test_stems_give_stride4_maps(size, channels):
     model = build_model(f"gtpt-{size}-body").eval()

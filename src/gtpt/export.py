@@ -70,9 +70,12 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     """
     import onnx
 
+    from .models.fusion import fuse_for_inference
     from .models.gtpt import check_keep_rates
 
-    src = copy.deepcopy(model).float().cpu().eval()  # never touch the caller's model
+    # a copy (never touch the caller's model) with BatchNorm folded: onnxruntime folds a BatchNorm
+    # into the convolution before it, but not the patch BatchNorm into the patch embedding after it
+    src = fuse_for_inference(copy.deepcopy(model).float().cpu().eval())
     cfg = src.cfg
     rates = check_keep_rates(cfg, keep_rates if keep_rates is not None else src.keep_rates)
     h, w = cfg.image_size

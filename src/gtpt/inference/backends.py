@@ -66,9 +66,14 @@ def default_cache_dir() -> Path:
 
 
 def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int = 17) -> Path:
-    """Export `model` once per (weights, keep rates, opset, torch version) and reuse the file."""
+    """Export `model` once per (weights, keep rates, opset, torch version, model code) and reuse the file."""
     from ..export import export_onnx
     h = hashlib.sha256()
+    # the graph is traced from the code: a changed forward (or module form) must not reuse an old file
+    package = Path(__file__).resolve().parents[1]
+    for f in sorted([*(package / "models").glob("*.py"), package / "export.py"]):
+        h.update(f.read_bytes())
+    h.update(repr(model).encode())
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())

@@ -24,6 +24,7 @@ from .blocks import Block
 from .group_gate import GroupGate
 from .head import SimCCHead
 from .layout import NUM_GROUPS, NUM_SPARSE, build_layout
+from .patch_embed import PatchEmbed
 from .position import sine_position_table
 from .pruning import IGNORED_ROW, gather_tokens, softmax_pool, top_tokens
 from .stem import build_stem
@@ -51,12 +52,12 @@ class GTPT(nn.Module):
     def __init__(self, cfg: ModelConfig, fused_attention: bool = True):
         super().__init__()
         self.cfg = cfg
-        dim, ph, pw = cfg.dim, *cfg.patch_size
+        dim = cfg.dim
         self.keep_rates = check_keep_rates(cfg, cfg.keep_rates)
         self.layout = build_layout(cfg.num_joints)
         self.stem = build_stem(cfg.stem, cfg.stem_channels)
         self.patch_norm = nn.BatchNorm2d(cfg.stem_channels)
-        self.patch_embed = nn.Linear(ph * pw * cfg.stem_channels, dim)
+        self.patch_embed = PatchEmbed(cfg.stem_channels, cfg.patch_size, dim)
         self.human_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.keypoint_tokens = nn.Parameter(torch.zeros(1, 17, dim))
         if cfg.wholebody:
@@ -104,13 +105,8 @@ class GTPT(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward_features(self, img: torch.Tensor) -> torch.Tensor:
         """img [B,3,H,W] -> tokens [B,1+N,C]: human token, then patch tokens with sine positions."""
-        f = self.patch_norm(self.stem(img))
-        b, c, h, w = f.shape
-        ph, pw = self.cfg.patch_size
-        # patch vector order (dy, dx, c), channel fastest; patches row-major
-        f = f.view(b, c, h // ph, ph, w // pw, pw).permute(0, 2, 4, 3, 5, 1)
-        x = self.patch_embed(f.reshape(b, (h // ph) * (w // pw), ph * pw * c)) + self.pos_embed
-        return torch.cat([self.human_token.expand(b, -1, -1), x], dim=1)
+        x = self.patch_embed(self.patch_norm(self.stem(img))) + self.pos_embed
+        return torch.cat([self.human_token.expand(x.shape[0], -1, -1), x], dim=1)
 
     def _targets(self, keep_rates: Sequence[float]) -> list[int]:
         return [int(self.num_patches * keep_rates[i // 3]) for i in range(self.cfg.depth)]
