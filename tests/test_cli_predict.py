@@ -134,6 +134,20 @@ def test_weights_of_another_preset(tmp_path, gtpt):
     assert rc == 2 and "nope.safetensors" in err
 
 
+def test_predict_in_bf16(tmp_path, gtpt):
+    write_jpg(tmp_path / "x.jpg", person_image())
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        rc, _, err = gtpt("predict", tmp_path / "x.jpg", "--precision", precision, "--out", tmp_path / precision)
+        assert rc == 0, err
+        runs[precision] = np.array(json.loads((tmp_path / precision / "predictions.json").read_text())[0]["keypoints"])
+    assert not np.array_equal(runs["fp32"], runs["bf16"])      # it did run in bf16 ...
+    assert np.median(np.abs(runs["fp32"] - runs["bf16"])[0::3]) <= 2.0   # ... and found the same joints
+    rc, _, err = gtpt("predict", tmp_path / "x.jpg", "--precision", "bf16", "--backend", "onnxruntime",
+                      "--out", tmp_path / "ort")
+    assert rc == 2 and "needs backend='torch'" in err
+
+
 def test_demo_writes_pictures(tmp_path, gtpt):
     args = ["demo", "--out", tmp_path / "demo"]
     if not DEMO_JPG.is_file():  # until the shipped photo lands

@@ -143,3 +143,24 @@ def test_untrained_preset_warns_loudly():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="keep rates"):
             Predictor("gtpt-t-body", keep_rates=(1.0, 0.7, 0.0, 0.1))
+
+
+def test_bf16_precision_keeps_confident_joints(photo):
+    from gtpt.commands._weights import DEMO_WEIGHTS
+    from gtpt.inference.draw import DRAW_KPT_THR
+    path, bgr = photo
+    box = _box(bgr)
+    fp32 = Predictor(str(DEMO_WEIGHTS)).predict(path, [box])[0].keypoints
+    bf16_predictor = Predictor(str(DEMO_WEIGHTS), precision="bf16")
+    assert "precision=bf16" in repr(bf16_predictor)
+    bf16 = bf16_predictor.predict(path, [box])[0].keypoints
+    assert not np.array_equal(fp32[:, 2], bf16[:, 2])          # bf16 did run: the scores moved
+    confident = fp32[:, 2] > DRAW_KPT_THR
+    assert confident.sum() >= 8
+    # a few SimCC bins at most (one bin is 1.2 px of this photo; measured up to 3.5 px): a wrong bf16
+    # path would move joints by tens of pixels
+    assert np.abs(fp32[confident, :2] - bf16[confident, :2]).max() <= 6.0
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Predictor(str(DEMO_WEIGHTS), precision="fp16")
+    with pytest.raises(ValueError, match="needs backend='torch'"):
+        Predictor(str(DEMO_WEIGHTS), backend="onnxruntime", precision="bf16")

@@ -32,7 +32,7 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and onnxruntime (default: theirs)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     p.add_argument("--repeats", type=int, default=3, help="timed runs (the median is reported)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the PyTorch paths (meant for CUDA)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the PyTorch paths (GPUs; CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--plot", metavar="FILE", help="write GMACs and measured throughput vs keep rate (png)")
     p.add_argument("--plot-all", action="store_true",
                    help="time all six presets for the plot, not just --model (slow on a CPU)")

@@ -26,6 +26,9 @@ def add_arguments(p):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
                    help="inference backend (default: onnxruntime for an .onnx file, else torch)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, torch backend (faster on CPUs with AVX512-BF16 or AMX and "
+                        "on recent GPUs)")
     p.add_argument("--kpt-thr", type=float, default=DRAW_KPT_THR,
                    help="joints scoring at or below this are not drawn (SA-SimCC scores peak near 0.1)")
     p.add_argument("--no-flip", action="store_true",
@@ -45,7 +48,8 @@ def build_predictor(args, choice):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
         return Predictor(choice.source, device=args.device, backend=args.backend, flip_test=not args.no_flip,
-                         keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect)
+                         keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect,
+                         precision=args.precision)
 
 
 def run(args) -> int:

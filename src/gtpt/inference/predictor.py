@@ -23,7 +23,7 @@ import numpy as np
 from ..codec import SimCCCodec
 from ..config import PRESETS
 from ..keypoints import get_keypoint_spec
-from .backends import OnnxRunner, TorchRunner, cached_onnx
+from .backends import PRECISIONS, OnnxRunner, TorchRunner, cached_onnx
 from .crops import box_to_crop, make_input
 from .io import to_bgr
 from .person import Person, instance_score
@@ -63,13 +63,16 @@ class Predictor:
         onnxruntime with PyTorch weights exports once to `cache_dir` ($GTPT_CACHE_DIR or
         ~/.cache/gtpt) and reuses the file.
     keep_rates: inference-time pruning budget (4 values), default the model's own.
+    precision: "fp32" or "bf16" (torch backend: bfloat16 autocast, faster on CPUs with
+        AVX512-BF16 or AMX and on recent GPUs; confident joints move by a few SimCC bins at most).
     score_threshold: joints scoring above it count towards the instance score.
     expect: a preset name the weights file must hold (clear error otherwise).
     """
 
     def __init__(self, weights_or_preset="gtpt-t-body", device: str = "cpu", backend: Optional[str] = None,
                  flip_test: bool = True, keep_rates: Optional[Sequence[float]] = None, batch_size: int = 32,
-                 score_threshold: float = 0.01, expect: Optional[str] = None, cache_dir=None):
+                 score_threshold: float = 0.01, expect: Optional[str] = None, cache_dir=None,
+                 precision: str = "fp32"):
         from ..models import GTPT, build_model
         from ..models.checkpoint import load_model
         from ..models.gtpt import check_keep_rates
@@ -87,7 +90,11 @@ class Predictor:
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         if is_onnx and backend == "torch":
             raise ValueError(f"{src}: an .onnx file runs with backend='onnxruntime', not 'torch'")
-        self.backend = backend
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision != "fp32" and backend != "torch":
+            raise ValueError(f"precision {precision!r} needs backend='torch' (the onnx graph is float32)")
+        self.backend, self.precision = backend, precision
 
         if isinstance(src, GTPT):
             self.model, self.source = src, f"in-memory {src.cfg.name} model"
@@ -113,7 +120,7 @@ class Predictor:
             self.cfg = self.model.cfg
             self.keep_rates = check_keep_rates(self.cfg, keep_rates if keep_rates is not None
                                                else self.model.keep_rates)
-            self._torch = TorchRunner(self.model, device, self.keep_rates)
+            self._torch = TorchRunner(self.model, device, self.keep_rates, precision)
             self._runner = self._torch
             if backend == "onnxruntime":
                 self.onnx_path = cached_onnx(self.model, self.keep_rates, cache_dir)
@@ -152,7 +159,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (f"Predictor({self.source}, backend={self.backend}, device={self.device}, "
-                f"flip_test={self.flip_test}, keep_rates={list(self.keep_rates)})")
+                f"precision={self.precision}, flip_test={self.flip_test}, keep_rates={list(self.keep_rates)})")
 
     # ------------------------------------------------------------------ core
     def _logits(self, batch: np.ndarray):
