@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..inference.draw import DRAW_KPT_THR
 from ._weights import ASSETS, add_weights_arguments, announce, choose_weights
+from .predict import add_precision_argument
 
 DEMO_IMAGE = ASSETS / "demo.jpg"
 
@@ -19,6 +20,7 @@ def add_arguments(p):
     add_weights_arguments(p)
     p.add_argument("--image", default=str(DEMO_IMAGE), metavar="FILE", help="picture to run on")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_precision_argument(p)
     p.add_argument("--kpt-thr", type=float, default=None,
                    help="joints scoring at or below this are not drawn (default 0.02, SA-SimCC scores peak near 0.1; 0 for untrained weights, "
                         "so the pipeline's output is visible)")

@@ -26,9 +26,7 @@ def add_arguments(p):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
                    help="inference backend (default: onnxruntime for an .onnx file, else torch)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: bfloat16 autocast, torch backend (faster on CPUs with AVX512-BF16 or AMX and "
-                        "on recent GPUs)")
+    add_precision_argument(p)
     p.add_argument("--kpt-thr", type=float, default=DRAW_KPT_THR,
                    help="joints scoring at or below this are not drawn (SA-SimCC scores peak near 0.1)")
     p.add_argument("--no-flip", action="store_true",
@@ -37,6 +35,12 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=32, help="people per forward pass")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
+
+
+def add_precision_argument(p):
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, torch backend (faster on CPUs with AVX512-BF16 or AMX and "
+                        "on recent GPUs)")
 
 
 def _err(msg: str) -> None:

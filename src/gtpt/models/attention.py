@@ -69,6 +69,9 @@ class Attention(nn.Module):
     def fused(self, value: bool) -> None:
         self.kernel = "sdpa" if value else "plain"
 
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, kernel={self.kernel!r}"
+
     def _split_heads(self, x: torch.Tensor):
         """[..., N, C] -> q, k, v each [..., H, N, C/H] (heads are the outer factor of C)."""
         *lead, n, c = x.shape
