@@ -17,7 +17,7 @@
 #    output's four 2x2 blocks, a GEMM with bias and ReLU fused, in place of cuDNN's 2x2 convolution,
 #    0.86 ms, and its bias/ReLU pass, 0.75 ms); and A with the patch embedding as the official code
 #    computes it (L, --patch-embed linear: a copy of the feature map into patch order and a matrix
-#    product; the form every earlier GPU row used, now replaced by a strided convolution that is 14%
+#    product; the form every earlier GPU row used, now replaced by a strided convolution, 8-14 %
 #    faster through onnxruntime on a CPU) to tie A back to the 26.65 ms measured before;
 #  * which layers FlexAttention drifts in (no timing): attention_drift.py with flex in all, only the
 #    self-attention and only the group-attention layers, with contiguous keys/values, and without
