@@ -38,7 +38,8 @@ def add_arguments(p):
 
 
 def add_precision_argument(p):
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    from ..inference.backends import PRECISIONS
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="bf16: bfloat16 autocast, torch backend (faster on CPUs with AVX512-BF16 or AMX and "
                         "on recent GPUs)")
 

@@ -16,6 +16,12 @@ import torch
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
 class TorchRunner:
     """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded copy.
 
@@ -27,10 +33,8 @@ class TorchRunner:
     def __init__(self, model, device: str = "cpu", keep_rates: Optional[Sequence[float]] = None,
                  precision: str = "fp32"):
         from ..models.fusion import deployment_copy
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.device = torch.device(device)
-        self.precision = precision
+        self.precision = check_precision(precision)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
         self.model = deployment_copy(model, self.device)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
@@ -101,4 +105,4 @@ def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int =
     return path
 
 
-__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "cached_onnx", "default_cache_dir"]
+__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "check_precision", "cached_onnx", "default_cache_dir"]

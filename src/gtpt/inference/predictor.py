@@ -23,7 +23,7 @@ import numpy as np
 from ..codec import SimCCCodec
 from ..config import PRESETS
 from ..keypoints import get_keypoint_spec
-from .backends import PRECISIONS, OnnxRunner, TorchRunner, cached_onnx
+from .backends import OnnxRunner, TorchRunner, cached_onnx, check_precision
 from .crops import box_to_crop, make_input
 from .io import to_bgr
 from .person import Person, instance_score
@@ -90,9 +90,7 @@ class Predictor:
             raise ValueError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
         if is_onnx and backend == "torch":
             raise ValueError(f"{src}: an .onnx file runs with backend='onnxruntime', not 'torch'")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision != "fp32" and backend != "torch":
+        if check_precision(precision) != "fp32" and backend != "torch":
             raise ValueError(f"precision {precision!r} needs backend='torch' (the onnx graph is float32)")
         self.backend, self.precision = backend, precision
 
