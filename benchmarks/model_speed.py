@@ -18,7 +18,8 @@ scaled_dot_product_attention for FlexAttention (compiled modes: a generated Trit
 --attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
 --attention-layers self|group uses that kernel in those layers only (the others run sdpa);
 --patch-embed linear computes the patch embedding as the official code does (a copy into patch order, then
-a matrix product) instead of as a strided convolution;
+a matrix product) instead of as a strided convolution; --micro-batch N runs each batch N images at a
+time (the Predictor's CPU path; at batch 32 the stem's feature maps no longer fit in a CPU's cache);
 --inductor KEY=VALUE sets a torch._inductor.config option. Each variant is named in the row's mode.
 The reference figures come from `shared/docs/recipe.md` (the authors' code, eager, same machine
 kinds); bf16w rows are compared with the bf16 ones. Prints a table; with --out, also appends each
@@ -49,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from gtpt import build_model  # noqa: E402
+from gtpt.inference.backends import CPU_MICRO_BATCH, in_micro_batches  # noqa: E402
 from gtpt.models.attention import KERNELS as ATTENTION_KERNELS, LAYER_SETS as ATTENTION_LAYER_SETS  # noqa: E402
 from gtpt.models.attention import set_attention_kernel  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
@@ -171,7 +173,8 @@ class Runner(NamedTuple):
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
                 input_channels: int = 3, space_to_depth: bool | str = False, attention: str = "sdpa",
-                attention_layers: str = "all", lock_compile: bool = True, depthwise_taps: bool = False) -> Runner:
+                attention_layers: str = "all", lock_compile: bool = True, depthwise_taps: bool = False,
+                micro_batch: int | None = None) -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
                             space_to_depth=space_to_depth, depthwise_taps=depthwise_taps)
@@ -184,7 +187,7 @@ def make_runner(model, mode: str, device: torch.device, channels_last: bool = Tr
 
     def run(x):
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            return fn(x)
+            return in_micro_batches(fn, x, micro_batch)
     return Runner(run, precision, dtype, kind != "eager" and not (lock_compile and kind.startswith("autotune")))
 
 
@@ -292,6 +295,9 @@ def main(argv=None) -> int:
     p.add_argument("--patch-embed", choices=PATCH_EMBED_FORMS, default="conv",
                    help="patch embedding as a strided convolution (default) or, as the official code computes "
                         "it, a copy into patch order and a matrix product (gtpt.models.patch_embed)")
+    p.add_argument("--micro-batch", type=int, metavar="N",
+                   help="run each batch N images at a time, as the Predictor does on a CPU "
+                        f"(gtpt.inference.backends.CPU_MICRO_BATCH = {CPU_MICRO_BATCH})")
     p.add_argument("--attention", choices=ATTENTION_KERNELS, default="sdpa",
                    help="attention kernel (gtpt.models.attention): scaled_dot_product_attention, sdpa-split "
                         "(a query length just past a multiple of 128 in two calls), FlexAttention (compile "
@@ -330,6 +336,7 @@ def main(argv=None) -> int:
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
         + {None: "", "blocks": "/s2d", "im2col": "/s2d-im2col"}[args.space_to_depth] \
         + ("/dwtaps" if args.depthwise_taps else "") \
+        + (f"/mb{args.micro_batch}" if args.micro_batch else "") \
         + (f"/pe-{args.patch_embed}" if args.patch_embed != "conv" else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
         + (f"@{args.attention_layers}" if args.attention != "sdpa" and args.attention_layers != "all" else "") \
@@ -354,7 +361,7 @@ def main(argv=None) -> int:
         for mode in args.modes:
             runner = make_runner(model, mode, device, channels_last, args.input_channels, space_to_depth,
                                  args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1,
-                                 depthwise_taps=args.depthwise_taps)
+                                 depthwise_taps=args.depthwise_taps, micro_batch=args.micro_batch)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size).to(device).contiguous(

@@ -19,6 +19,7 @@ import torch
 from ..codec import SimCCCodec
 from ..data.coco import load_coco_records, load_detection_records
 from ..data.dataset import TopDownDataset, normalize_batch
+from ..inference.backends import CPU_MICRO_BATCH, in_micro_batches
 from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
@@ -60,8 +61,12 @@ def _autocast(device: torch.device, amp: str):
 
 @torch.no_grad()
 def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, shift: bool = True,
-            device=torch.device("cpu"), amp: str = "none", channels_last: bool = False):
+            device=torch.device("cpu"), amp: str = "none", channels_last: bool = True,
+            micro_batch: Optional[int] = None):
     """Run the model over a loader of validation batches.
+
+    channels_last: the input layout (the fast one for convolutions on CPUs and GPUs); micro_batch:
+    images per forward (`in_micro_batches`). Neither changes the logits.
 
     Returns (people, skipped): people are dicts with image_id, keypoints [K, 3] (image x, y,
     joint score), score (box score), area (box area from scale, as the reference), center, scale.
@@ -78,7 +83,7 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
         if channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            lx, ly = model(img)
+            lx, ly = in_micro_batches(model, img, micro_batch)
         lx, ly = lx.float(), ly.float()
         if flip:
             b = lx.shape[0] // 2
@@ -141,7 +146,7 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     t0 = time.perf_counter()
     people, skipped = predict(model, loader, dataset.codec, spec.flip_index(), flip=flip,
                               shift=ev.shift, device=device, amp=ev.amp,
-                              channels_last=device.type == "cuda")
+                              micro_batch=CPU_MICRO_BATCH if device.type == "cpu" else None)
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))
     if not du.is_main():

@@ -14,6 +14,9 @@ import torch
 
 
 PRECISIONS = ("fp32", "bf16")
+# images per forward on a CPU: at batch 32 the stem's largest maps (3 MB an image for GTPT-T) no longer
+# fit in cache, and eager GTPT-T ran 20-25 % slower per image than in slices of 4-8 (GTPT-B: 30 %)
+CPU_MICRO_BATCH = 4
 
 
 def check_precision(precision: str) -> str:
@@ -22,28 +25,57 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-class TorchRunner:
-    """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded copy.
+def in_micro_batches(fn, x: torch.Tensor, size: Optional[int]):
+    """fn over slices of at most `size` images of x (all of x at once if size is None); the tensors of
+    its output tuple are concatenated along the batch."""
+    if not size or len(x) <= size:
+        return fn(x)
+    return tuple(torch.cat(parts) for parts in zip(*(fn(part) for part in x.split(size))))
 
+
+def _cat_batches(values: list):
+    """Concatenate per-slice trace entries: tensors [b, ...], or lists of them (one per group)."""
+    if isinstance(values[0], (list, tuple)):
+        return [_cat_batches(list(v)) for v in zip(*values)]
+    return torch.cat(values)
+
+
+class TorchRunner:
+    """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded, channels-last
+    copy (the convolutions' fast layout on CPUs and GPUs: 15-20 % faster eagerly on a 2-core CPU).
+
+    micro_batch: images per forward; default `CPU_MICRO_BATCH` on a CPU, the whole batch on a GPU.
     precision "bf16" runs it under bfloat16 autocast (token selection stays in float32):
     faster on CPUs with AVX512-BF16 or AMX (1.6x at batch 32 on a 2-core AMD EPYC) and on recent GPUs
     (1.8x on an H200), logits within bf16 rounding.
     """
 
     def __init__(self, model, device: str = "cpu", keep_rates: Optional[Sequence[float]] = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", micro_batch: Optional[int] = None):
         from ..models.fusion import deployment_copy
         self.device = torch.device(device)
         self.precision = check_precision(precision)
+        if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
+            raise ValueError(f"micro_batch must be a positive int or None, got {micro_batch!r}")
+        self.micro_batch = micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else None)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
-        self.model = deployment_copy(model, self.device)
+        self.model = deployment_copy(model, self.device, channels_last=True)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, trace: Optional[dict] = None):
         x = torch.from_numpy(batch).to(self.device)
+        traces = []
+
+        def forward(part):
+            traces.append({} if trace is not None else None)
+            return self.model(part, keep_rates=self.keep_rates, trace=traces[-1])
+
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self.model(x, keep_rates=self.keep_rates, trace=trace)
+            out = in_micro_batches(forward, x, self.micro_batch)
+        if trace is not None:
+            trace.update({k: _cat_batches([t[k] for t in traces]) for k in traces[0]})
+        return out
 
     def __call__(self, batch: np.ndarray):
         lx, ly = self._forward(batch)
@@ -105,4 +137,5 @@ def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int =
     return path
 
 
-__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "check_precision", "cached_onnx", "default_cache_dir"]
+__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "CPU_MICRO_BATCH", "check_precision", "in_micro_batches",
+           "cached_onnx", "default_cache_dir"]
