@@ -1,6 +1,6 @@
 """benchmarks/model_speed.py (mode names, pure-bf16 runs, the --check columns and --profile files, CPU
-eager), attention_precision.py and attention_drift.py (CPU runs) and benchmarks/data_throughput.py (a
-real run on a generated dataset)."""
+eager), cpu_paths.py, attention_precision.py and attention_drift.py (CPU runs) and
+benchmarks/data_throughput.py (a real run on a generated dataset)."""
 from __future__ import annotations
 
 import importlib.util
@@ -75,6 +75,23 @@ def _variant_flags(tmp_path, capsys, inductor_config):
                 ["--inductor", "conv_1x1_as_mm=yes"]):
         with pytest.raises(SystemExit):
             model_speed.main(bad)
+
+
+def test_micro_batch_rows_keep_outputs(capsys):
+    assert model_speed.main(["--batch", "3", "--modes", "eager-fp32", "--micro-batch", "2", "--check",
+                             "--warmup", "0", "--repeats", "1", "--min-seconds", "0"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("gtpt-t-body")]
+    assert [r[1] for r in rows] == ["eager-fp32/mb2"] and float(rows[0][-2]) < 1e-5
+
+
+def test_cpu_paths_times_every_path_on_the_same_outputs(tmp_path, capsys):
+    cpu_paths = _load("cpu_paths")
+    assert cpu_paths.main(["--batch", "3", "--micro-batches", "2", "--samples", "1",
+                           "--onnx-cache", str(tmp_path)]) == 0
+    rows = {r[0]: r for r in map(str.split, capsys.readouterr().out.splitlines()[2:])}
+    assert list(rows) == ["nchw", "cl", "cl/mb2", "onnxruntime"]
+    assert all(float(r[1]) > 0 for r in rows.values()) and rows["nchw"][4] == "1.00x"
+    assert all(float(r[-1]) < 1e-4 for r in rows.values())   # max |Δ| against the nchw logits
 
 
 def test_attention_precision_ranks_the_kernels(capsys):

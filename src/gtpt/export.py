@@ -50,13 +50,16 @@ class _Pruned(nn.Module):
         return self.model(img, keep_rates=self.keep_rates)
 
 
-def _session(model_bytes_or_path, device: str = "cpu"):
+def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = None):
+    """An onnxruntime session (CUDA provider first if asked and installed; `threads`: intra-op threads)."""
     import onnxruntime as ort
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # keep onnxruntime's own warnings out of the CLI output
+    if threads:
+        opts.intra_op_num_threads = threads
     return ort.InferenceSession(model_bytes_or_path, sess_options=opts, providers=providers)
 
 

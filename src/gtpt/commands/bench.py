@@ -81,20 +81,9 @@ def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
 
 
 def _ort_fn(model, keep_rates, device: str, threads):
-    import onnxruntime as ort
-
-    from ..export import INPUT_NAME
-    from ..inference.backends import cached_onnx
-    path = cached_onnx(model, keep_rates)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-    return lambda x: sess.run(None, {INPUT_NAME: x.cpu().numpy()})
+    from ..inference.backends import OnnxRunner, cached_onnx
+    runner = OnnxRunner(cached_onnx(model, keep_rates), device, threads)
+    return lambda x: runner(x.cpu().numpy())
 
 
 def measure(model, keep_rates, path: str, batches, args) -> dict[int, float]:

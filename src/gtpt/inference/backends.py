@@ -91,10 +91,10 @@ class TorchRunner:
 class OnnxRunner:
     """onnxruntime session over a graph written by `gtpt.export.export_onnx`."""
 
-    def __init__(self, path, device: str = "cpu"):
+    def __init__(self, path, device: str = "cpu", threads: Optional[int] = None):
         from ..export import INPUT_NAME, OUTPUT_NAMES, _session
         self.path = Path(path)
-        self.session = _session(str(self.path), device)
+        self.session = _session(str(self.path), device, threads)
         self.input_name = INPUT_NAME
         self.output_names = list(OUTPUT_NAMES)
         shape = self.session.get_inputs()[0].shape

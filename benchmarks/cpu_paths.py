@@ -1,0 +1,95 @@
+"""CPU inference paths side by side: memory layout, micro-batch size and onnxruntime, timed in one process.
+
+    python benchmarks/cpu_paths.py --batch 64 --threads 2                 # GTPT-T body, fp32
+    python benchmarks/cpu_paths.py --batch 64 --precision bf16 --micro-batches 4 8 16
+    python benchmarks/cpu_paths.py --model gtpt-b-body --batch 16 --no-onnxruntime
+
+Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random input):
+  nchw             contiguous layout, the whole batch in one forward (the Predictor's CPU path before
+                   channels-last and micro-batches)
+  cl               channels-last, the whole batch at once
+  cl/mbN           channels-last, N images per forward (`TorchRunner`'s CPU default is
+                   gtpt.inference.backends.CPU_MICRO_BATCH)
+  onnxruntime      the exported graph (float32 only), the whole batch at once
+Shared machines drift by 10-30 % within minutes, so the rows are timed in turn, sample by sample, and
+compared by their medians; `max|Δ|` is each row's largest logit difference from the nchw row.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from gtpt import build_model  # noqa: E402
+from gtpt.inference.backends import CPU_MICRO_BATCH, OnnxRunner, cached_onnx, in_micro_batches  # noqa: E402
+from gtpt.models.fusion import deployment_copy  # noqa: E402
+
+
+def torch_path(model, channels_last: bool, micro_batch, bf16: bool):
+    net = deployment_copy(model, "cpu", channels_last=channels_last)
+    forward = (lambda part: net(part))
+
+    def run(x: torch.Tensor):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return [t.float() for t in in_micro_batches(forward, x, micro_batch)]
+    return run
+
+
+def onnx_path(model, cache_dir, threads):
+    runner = OnnxRunner(cached_onnx(model, model.keep_rates, cache_dir=cache_dir), threads=threads)
+    return lambda x: list(runner(x.numpy()))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="gtpt-t-body")
+    p.add_argument("--batch", type=int, default=64, help="images per call (the Predictor's 32 people, flip test)")
+    p.add_argument("--micro-batches", nargs="+", type=int, default=[2, CPU_MICRO_BATCH, 8])
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    p.add_argument("--samples", type=int, default=5, help="timed calls per row")
+    p.add_argument("--no-onnxruntime", action="store_true")
+    p.add_argument("--onnx-cache", help="folder for the exported graph (default: gtpt's cache)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_model(args.model).eval()
+    bf16 = args.precision == "bf16"
+    rows = {"nchw": torch_path(model, False, None, bf16), "cl": torch_path(model, True, None, bf16)}
+    rows.update({f"cl/mb{n}": torch_path(model, True, n, bf16) for n in args.micro_batches})
+    if not args.no_onnxruntime and not bf16:
+        try:
+            rows["onnxruntime"] = onnx_path(model, args.onnx_cache, args.threads)
+        except ImportError as e:
+            print(f"onnxruntime row skipped: {e}", file=sys.stderr)
+    x = torch.randn(args.batch, 3, *model.cfg.image_size)
+    ref = rows["nchw"](x)
+    diff = {k: max(float((a - b).abs().max()) for a, b in zip(run(x), ref)) for k, run in rows.items()}   # + warm-up
+    times = {k: [] for k in rows}
+    for _ in range(args.samples):
+        for k, run in rows.items():   # in turn: a slow minute of the machine hits every row alike
+            t = time.perf_counter()
+            run(x)
+            times[k].append(time.perf_counter() - t)
+
+    print(f"{args.model}, batch {args.batch}, {args.precision}, {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median (min) of {args.samples}, in turn")
+    print(f"{'path':<14}{'ms/batch':>10}{'(min)':>9}{'images/s':>10}{'vs nchw':>9}{'max|Δ|':>10}")
+    base = statistics.median(times["nchw"])
+    for k, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{k:<14}{med * 1e3:>10.1f}{min(ts) * 1e3:>9.1f}{args.batch / med:>10.1f}{base / med:>8.2f}x"
+              f"{diff[k]:>10.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
