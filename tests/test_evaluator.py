@@ -43,12 +43,13 @@ def test_ground_truth_oracle_scores_ap_one(body):
     assert stats["AP"] == pytest.approx(1.0)
 
 
-def test_predict_matches_manual_flip_decode(body):
+@pytest.mark.parametrize("micro_batch", [None, 3])   # 3: slices that cut across the flipped half
+def test_predict_matches_manual_flip_decode(body, micro_batch):
     root, d, model = body
     exp = load_experiment(TINY, data_opts(d, d))
     ds = build_val_dataset(exp)
     loader = build_loader(ds, ShardSampler(len(ds), 4, shuffle=False), 4, 0, persistent=False)
-    people, skipped = predict(model, loader, ds.codec, ds.spec.flip_index(), flip=True)
+    people, skipped = predict(model, loader, ds.codec, ds.spec.flip_index(), flip=True, micro_batch=micro_batch)
     assert skipped == [] and len(people) == len(ds)
     batch = collate_skipping([ds[i] for i in range(len(ds))])
     with torch.no_grad():

@@ -146,6 +146,8 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     t0 = time.perf_counter()
     people, skipped = predict(model, loader, dataset.codec, spec.flip_index(), flip=flip,
                               shift=ev.shift, device=device, amp=ev.amp,
+                              # on a GPU the layout follows the trained model's (train.channels_last)
+                              channels_last=exp.train.channels_last or device.type == "cpu",
                               micro_batch=CPU_MICRO_BATCH if device.type == "cpu" else None)
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))

@@ -15,7 +15,8 @@ import torch
 
 PRECISIONS = ("fp32", "bf16")
 # images per forward on a CPU: at batch 32 the stem's largest maps (3 MB an image for GTPT-T) no longer
-# fit in cache, and eager GTPT-T ran 20-25 % slower per image than in slices of 4-8 (GTPT-B: 30 %)
+# fit in cache; eager GTPT-T ran about 1.2x slower per image in one forward than in slices of 4 or 8
+# (benchmarks/cpu_paths.py; GTPT-B, with larger maps, did best with 4)
 CPU_MICRO_BATCH = 4
 
 
@@ -42,7 +43,8 @@ def _cat_batches(values: list):
 
 class TorchRunner:
     """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded, channels-last
-    copy (the convolutions' fast layout on CPUs and GPUs: 15-20 % faster eagerly on a 2-core CPU).
+    copy (the convolutions' fast layout on CPUs and GPUs: on a 2-core CPU, eager GTPT-T ran 1.3x faster
+at batch 32 than in NCHW and 2.4x at batch 1, with the same logits).
 
     micro_batch: images per forward; default `CPU_MICRO_BATCH` on a CPU, the whole batch on a GPU.
     precision "bf16" runs it under bfloat16 autocast (token selection stays in float32):
