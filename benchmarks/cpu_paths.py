@@ -12,7 +12,10 @@ Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random 
                    gtpt.inference.backends.CPU_MICRO_BATCH)
   onnxruntime      the exported graph (float32 only), the whole batch at once
 Shared machines drift by 10-30 % within minutes, so the rows are timed in turn, sample by sample, and
-compared by their medians; `max|Δ|` is each row's largest logit difference from the nchw row.
+compared by their medians; each sample repeats its call for at least --min-seconds, since switching
+between torch's and onnxruntime's thread pools costs the first calls after a switch (at batch 1, timed
+call by call, onnxruntime's median doubled). `max|Δ|` is each row's largest logit difference from the
+nchw row.
 """
 from __future__ import annotations
 
@@ -54,7 +57,8 @@ def main(argv=None) -> int:
     p.add_argument("--micro-batches", nargs="+", type=int, default=[2, CPU_MICRO_BATCH, 8])
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    p.add_argument("--samples", type=int, default=5, help="timed calls per row")
+    p.add_argument("--samples", type=int, default=5, help="timed samples per row")
+    p.add_argument("--min-seconds", type=float, default=0.3, help="each sample repeats the call for this long")
     p.add_argument("--no-onnxruntime", action="store_true")
     p.add_argument("--onnx-cache", help="folder for the exported graph (default: gtpt's cache)")
     args = p.parse_args(argv)
@@ -73,15 +77,22 @@ def main(argv=None) -> int:
     x = torch.randn(args.batch, 3, *model.cfg.image_size)
     ref = rows["nchw"](x)
     diff = {k: max(float((a - b).abs().max()) for a, b in zip(run(x), ref)) for k, run in rows.items()}   # + warm-up
+    calls = {}
+    for k, run in rows.items():   # calls per sample: at least --min-seconds, so that switching thread
+        t = time.perf_counter()   # pools (torch's OpenMP, onnxruntime's spinning one) is amortised
+        run(x)
+        calls[k] = max(1, round(args.min_seconds / (time.perf_counter() - t)))
     times = {k: [] for k in rows}
     for _ in range(args.samples):
         for k, run in rows.items():   # in turn: a slow minute of the machine hits every row alike
             t = time.perf_counter()
-            run(x)
-            times[k].append(time.perf_counter() - t)
+            for _ in range(calls[k]):
+                run(x)
+            times[k].append((time.perf_counter() - t) / calls[k])
 
     print(f"{args.model}, batch {args.batch}, {args.precision}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median (min) of {args.samples}, in turn")
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median (min) of {args.samples} "
+          f"samples of >= {args.min_seconds:g} s, in turn")
     print(f"{'path':<14}{'ms/batch':>10}{'(min)':>9}{'images/s':>10}{'vs nchw':>9}{'max|Δ|':>10}")
     base = statistics.median(times["nchw"])
     for k, ts in times.items():

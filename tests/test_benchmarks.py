@@ -86,7 +86,7 @@ def test_micro_batch_rows_keep_outputs(capsys):
 
 def test_cpu_paths_times_every_path_on_the_same_outputs(tmp_path, capsys):
     cpu_paths = _load("cpu_paths")
-    assert cpu_paths.main(["--batch", "3", "--micro-batches", "2", "--samples", "1",
+    assert cpu_paths.main(["--batch", "3", "--micro-batches", "2", "--samples", "1", "--min-seconds", "0",
                            "--onnx-cache", str(tmp_path)]) == 0
     rows = {r[0]: r for r in map(str.split, capsys.readouterr().out.splitlines()[2:])}
     assert list(rows) == ["nchw", "cl", "cl/mb2", "onnxruntime"]

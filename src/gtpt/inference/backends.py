@@ -44,7 +44,7 @@ def _cat_batches(values: list):
 class TorchRunner:
     """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded, channels-last
     copy (the convolutions' fast layout on CPUs and GPUs: on a 2-core CPU, eager GTPT-T ran 1.3x faster
-at batch 32 than in NCHW and 2.4x at batch 1, with the same logits).
+at batch 32 than in NCHW and 1.6-2.4x at batch 1, with the same logits).
 
     micro_batch: images per forward; default `CPU_MICRO_BATCH` on a CPU, the whole batch on a GPU.
     precision "bf16" runs it under bfloat16 autocast (token selection stays in float32):
