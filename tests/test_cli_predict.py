@@ -175,6 +175,13 @@ def test_bench_prints_and_plots(tmp_path, gtpt):
     assert cv2.imread(str(plot)) is not None
 
 
+@pytest.mark.parametrize("flags, amp", [((), False), (("--precision", "bf16"), True), (("--bf16",), True)])
+def test_bench_precision_spellings(gtpt, flags, amp):
+    rc, out, _ = gtpt("bench", "--batch", "1", "--paths", "eager", "--warmup", "0", "--repeats", "1", *flags)
+    assert rc == 0 and "images/s" in out
+    assert ("bf16 autocast" in out) == amp
+
+
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_every_verb_has_help(verb, monkeypatch, capsys):
     if verb not in MY_VERBS and importlib.util.find_spec(f"gtpt.commands.{verb}") is None:

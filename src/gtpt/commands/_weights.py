@@ -40,6 +40,13 @@ def add_keep_rates_argument(p) -> None:
                    help="pruning keep rate per 3 blocks (default: the model's, e.g. 1.0 0.7 0.3 0.1)")
 
 
+def add_precision_argument(p, runs: str = "torch backend") -> None:
+    from ..inference.backends import PRECISIONS
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help=f"bf16: bfloat16 autocast, {runs} (faster on CPUs with AVX512-BF16 or AMX and on "
+                        "recent GPUs)")
+
+
 def choose_weights(weights: Optional[str], model: Optional[str],
                    why_untrained: str = "no --weights given") -> WeightsChoice:
     """Resolve --weights / --model. Raises FileNotFoundError for a missing --weights file."""
@@ -80,4 +87,4 @@ def load_torch_model(choice: WeightsChoice, keep_rates=None):
 
 
 __all__ = ["DEMO_WEIGHTS", "WeightsChoice", "add_weights_arguments", "add_keep_rates_argument",
-           "choose_weights", "announce", "load_torch_model"]
+           "add_precision_argument", "choose_weights", "announce", "load_torch_model"]

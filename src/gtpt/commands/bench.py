@@ -13,7 +13,8 @@ import sys
 import time
 import warnings
 
-from ._weights import add_keep_rates_argument, add_weights_arguments, announce, choose_weights, load_torch_model
+from ._weights import (add_keep_rates_argument, add_precision_argument, add_weights_arguments, announce,
+                       choose_weights, load_torch_model)
 
 PATHS = ("eager", "compile", "onnxruntime")
 # keep-rate schedules for the plot, from no pruning to the recipe's (x axis: the last value)
@@ -32,7 +33,9 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch and onnxruntime (default: theirs)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     p.add_argument("--repeats", type=int, default=3, help="timed runs (the median is reported)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the PyTorch paths (GPUs; CPUs with AVX512-BF16 or AMX)")
+    add_precision_argument(p, runs="PyTorch paths")
+    p.add_argument("--bf16", action="store_const", dest="precision", const="bf16",
+                   help="the same as --precision bf16 (the older spelling)")
     p.add_argument("--plot", metavar="FILE", help="write GMACs and measured throughput vs keep rate (png)")
     p.add_argument("--plot-all", action="store_true",
                    help="time all six presets for the plot, not just --model (slow on a CPU)")
@@ -93,7 +96,7 @@ def measure(model, keep_rates, path: str, batches, args) -> dict[int, float]:
     if path == "onnxruntime":
         fn = _ort_fn(model, keep_rates, args.device, args.threads)
     else:
-        fn = _torch_fn(model, keep_rates, args.device, args.bf16, compiled=path == "compile")
+        fn = _torch_fn(model, keep_rates, args.device, args.precision == "bf16", compiled=path == "compile")
     h, w = model.cfg.image_size
     out = {}
     for b in batches:
@@ -131,7 +134,8 @@ def run(args) -> int:
         return 2
 
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{model.cfg.name}, keep rates {list(keep_rates)}, {dev}{', bf16 autocast' if args.bf16 else ''}; "
+    amp = ", bf16 autocast" if args.precision == "bf16" else ""
+    print(f"{model.cfg.name}, keep rates {list(keep_rates)}, {dev}{amp}; "
           f"median of {args.repeats} after {args.warmup} warm-up")
     print(f"{'path':<12}{'batch':>6}{'ms/batch':>11}{'images/s':>10}")
     results = {}

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from ..inference.draw import DRAW_KPT_THR
-from ._weights import ASSETS, add_weights_arguments, announce, choose_weights
-from .predict import add_precision_argument
+from ._weights import ASSETS, add_precision_argument, add_weights_arguments, announce, choose_weights
 
 DEMO_IMAGE = ASSETS / "demo.jpg"
 

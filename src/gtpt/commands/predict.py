@@ -11,7 +11,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._weights import add_keep_rates_argument, add_weights_arguments, announce, choose_weights
+from ._weights import add_keep_rates_argument, add_precision_argument, add_weights_arguments, announce, \
+    choose_weights
 from ..inference.draw import DRAW_KPT_THR
 
 IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are batched inside)
@@ -35,13 +36,6 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=32, help="people per forward pass")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
-
-
-def add_precision_argument(p):
-    from ..inference.backends import PRECISIONS
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16: bfloat16 autocast, torch backend (faster on CPUs with AVX512-BF16 or AMX and "
-                        "on recent GPUs)")
 
 
 def _err(msg: str) -> None:
