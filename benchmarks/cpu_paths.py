@@ -26,22 +26,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gtpt import build_model  # noqa: E402
-from gtpt.inference.backends import CPU_MICRO_BATCH, OnnxRunner, cached_onnx, in_micro_batches  # noqa: E402
+from gtpt.inference.backends import CPU_MICRO_BATCH, PRECISIONS, OnnxRunner, cached_onnx, in_micro_batches  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
 
 
 def torch_path(model, channels_last: bool, micro_batch, bf16: bool):
     net = deployment_copy(model, "cpu", channels_last=channels_last)
-    forward = (lambda part: net(part))
 
     def run(x: torch.Tensor):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return [t.float() for t in in_micro_batches(forward, x, micro_batch)]
+            return [t.float() for t in in_micro_batches(net, x, micro_batch)]
     return run
 
 
@@ -55,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="gtpt-t-body")
     p.add_argument("--batch", type=int, default=64, help="images per call (the Predictor's 32 people, flip test)")
     p.add_argument("--micro-batches", nargs="+", type=int, default=[2, CPU_MICRO_BATCH, 8])
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     p.add_argument("--samples", type=int, default=5, help="timed samples per row")
     p.add_argument("--min-seconds", type=float, default=0.3, help="each sample repeats the call for this long")

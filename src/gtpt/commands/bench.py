@@ -65,7 +65,7 @@ def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
     the outputs."""
     import torch
 
-    from ..inference.backends import CPU_MICRO_BATCH, in_micro_batches
+    from ..inference.backends import default_micro_batch, in_micro_batches
     from ..models.attention import set_attention_kernel
     from ..models.fusion import deployment_copy
     cuda = device.startswith("cuda")
@@ -76,10 +76,11 @@ def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
     if compiled:
         call = torch.compile(call, dynamic=False, mode="reduce-overhead" if cuda else None)
     dtype = torch.bfloat16
+    micro_batch = default_micro_batch(device)
 
     def run(x):
         with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=bf16):
-            return in_micro_batches(call, x, None if cuda else CPU_MICRO_BATCH)
+            return in_micro_batches(call, x, micro_batch)
     return run
 
 

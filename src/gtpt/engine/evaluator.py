@@ -19,7 +19,7 @@ import torch
 from ..codec import SimCCCodec
 from ..data.coco import load_coco_records, load_detection_records
 from ..data.dataset import TopDownDataset, normalize_batch
-from ..inference.backends import CPU_MICRO_BATCH, in_micro_batches
+from ..inference.backends import default_micro_batch, in_micro_batches
 from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
@@ -148,7 +148,7 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
                               shift=ev.shift, device=device, amp=ev.amp,
                               # on a GPU the layout follows the trained model's (train.channels_last)
                               channels_last=exp.train.channels_last or device.type == "cpu",
-                              micro_batch=CPU_MICRO_BATCH if device.type == "cpu" else None)
+                              micro_batch=default_micro_batch(device))
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))
     if not du.is_main():

@@ -26,6 +26,11 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+def default_micro_batch(device) -> Optional[int]:
+    """Images per forward by default: `CPU_MICRO_BATCH` on a CPU, the whole batch (None) elsewhere."""
+    return CPU_MICRO_BATCH if torch.device(device).type == "cpu" else None
+
+
 def in_micro_batches(fn, x: torch.Tensor, size: Optional[int]):
     """fn over slices of at most `size` images of x (all of x at once if size is None); the tensors of
     its output tuple are concatenated along the batch."""
@@ -44,9 +49,10 @@ def _cat_batches(values: list):
 class TorchRunner:
     """PyTorch eval forward (pruning on, with the given keep rates) of a BatchNorm-folded, channels-last
     copy (the convolutions' fast layout on CPUs and GPUs: on a 2-core CPU, eager GTPT-T ran 1.3x faster
-at batch 32 than in NCHW and 1.6-2.4x at batch 1, with the same logits).
+    at batch 32 than in NCHW and 1.6-2.4x at batch 1, with the same logits).
 
-    micro_batch: images per forward; default `CPU_MICRO_BATCH` on a CPU, the whole batch on a GPU.
+    micro_batch: images per forward; default `default_micro_batch(device)` (4 on a CPU, the whole
+    batch on a GPU).
     precision "bf16" runs it under bfloat16 autocast (token selection stays in float32):
     faster on CPUs with AVX512-BF16 or AMX (1.6x at batch 32 on a 2-core AMD EPYC) and on recent GPUs
     (1.8x on an H200), logits within bf16 rounding.
@@ -59,7 +65,7 @@ at batch 32 than in NCHW and 1.6-2.4x at batch 1, with the same logits).
         self.precision = check_precision(precision)
         if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
             raise ValueError(f"micro_batch must be a positive int or None, got {micro_batch!r}")
-        self.micro_batch = micro_batch or (CPU_MICRO_BATCH if self.device.type == "cpu" else None)
+        self.micro_batch = micro_batch or default_micro_batch(self.device)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
         self.model = deployment_copy(model, self.device, channels_last=True)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
@@ -139,5 +145,5 @@ def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int =
     return path
 
 
-__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "CPU_MICRO_BATCH", "check_precision", "in_micro_batches",
-           "cached_onnx", "default_cache_dir"]
+__all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "CPU_MICRO_BATCH", "check_precision", "default_micro_batch",
+           "in_micro_batches", "cached_onnx", "default_cache_dir"]
