@@ -219,3 +219,47 @@ def test_boxes_file_layouts(tmp_path):
     (tmp_path / "bad.json").write_text("[[1, 2, 3]]")
     with pytest.raises(InputError, match=r"bad.json: entry 0: a box is \[x, y, w, h\]"):
         load_boxes(tmp_path / "bad.json", [a])
+
+
+def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
+    """--detector: an ultralytics YOLO .onnx (tiny, random weights: tests/data/detector) gives the
+    person boxes, in pictures and in every video frame."""
+    from gtpt.inference.detector import PersonDetector
+    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    img = cv2.imread(str(DEMO_JPG.parent / "demo_two_people.jpg"))
+    write_jpg(tmp_path / "two.jpg", img)
+    want = PersonDetector(yolo, score_thr=0.7)(cv2.imread(str(tmp_path / "two.jpg")))
+    assert len(want) > 1
+    out = tmp_path / "out"
+    rc, stdout, err = gtpt("predict", tmp_path / "two.jpg", "--detector", yolo, "--det-thr", 0.7,
+                           "--out", out, "--no-flip")
+    assert rc == 0, err
+    assert "yolo11_raw.onnx" in stdout and f"{len(want)} person(s)" in stdout
+    preds = json.loads((out / "predictions.json").read_text())
+    np.testing.assert_allclose([p["bbox"] for p in preds], want[:, :4], atol=1e-2)
+
+    clip = tmp_path / "clip.mp4"
+    small = _small(img, 320)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, small.shape[1::-1])
+    for i in range(3):
+        writer.write(np.roll(small, 8 * i, axis=1))
+    writer.release()
+    rc, _, err = gtpt("predict", clip, "--detector", yolo, "--det-thr", 0.7, "--out", out, "--no-flip")
+    assert rc == 0, err
+    frames = json.loads((out / "clip.json").read_text())["frames"]
+    cap = cv2.VideoCapture(str(clip))
+    det = PersonDetector(yolo, score_thr=0.7)
+    counts = [len(det(cap.read()[1])) for _ in range(3)]
+    cap.release()
+    assert [len(f["people"]) for f in frames] == counts and sum(counts) > 0
+
+
+def test_detector_option_errors(tmp_path, gtpt):
+    write_jpg(tmp_path / "a.jpg", _small(person_image()))
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--out", tmp_path)
+    assert rc == 2 and "missing.onnx" in err
+    (tmp_path / "boxes.json").write_text("[]")
+    with pytest.raises(SystemExit) as e:
+        gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--boxes",
+             tmp_path / "boxes.json")
+    assert e.value.code == 2

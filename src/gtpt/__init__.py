@@ -5,6 +5,7 @@ Public API:
     load_model(path)                          weights saved by this package (safetensors)
     load_official_checkpoint(path, name)      the authors' released checkpoints
     Predictor(weights_or_preset, ...)         images/boxes in, people out
+    PersonDetector(yolo_onnx)                 person boxes from an ultralytics YOLO ONNX export
 """
 from .config import PRESETS, ModelConfig, get_model_config
 from .models import GTPT, build_model
@@ -18,8 +19,11 @@ def __getattr__(name):
     if name == "Predictor":
         from .inference.predictor import Predictor
         return Predictor
+    if name == "PersonDetector":
+        from .inference.detector import PersonDetector
+        return PersonDetector
     raise AttributeError(f"module 'gtpt' has no attribute {name!r}")
 
 
-__all__ = ["GTPT", "ModelConfig", "PRESETS", "Predictor", "CheckpointError", "build_model",
+__all__ = ["GTPT", "ModelConfig", "PRESETS", "Predictor", "PersonDetector", "CheckpointError", "build_model",
            "get_model_config", "load_model", "load_official_checkpoint", "save_model"]

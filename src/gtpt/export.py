@@ -52,7 +52,11 @@ class _Pruned(nn.Module):
 
 def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = None):
     """An onnxruntime session (CUDA provider first if asked and installed; `threads`: intra-op threads)."""
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError as e:   # an optional dependency: say how to get it
+        raise ImportError("onnxruntime is not installed: pip install 'gtpt[onnx]' "
+                          "(or onnxruntime-gpu for CUDA)") from e
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")

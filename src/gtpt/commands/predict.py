@@ -1,4 +1,4 @@
-"""gtpt predict INPUT... [--weights FILE] [--boxes detections.json] [--out DIR] ...
+"""gtpt predict INPUT... [--weights FILE] [--boxes detections.json | --detector yolo.onnx] [--out DIR] ...
 
 Images, folders, globs and videos in; DIR/predictions.json (COCO results) and annotated
 copies out (DIR/<name>.jpg; for a video DIR/<name>.mp4 + DIR/<name>.json per frame).
@@ -21,8 +21,14 @@ IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are 
 def add_arguments(p):
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders, glob patterns or video files")
     add_weights_arguments(p)
-    p.add_argument("--boxes", metavar="JSON", help="person boxes: COCO detection results (or see docs); "
-                                                   "default: the whole image is one person")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--boxes", metavar="JSON", help="person boxes: COCO detection results (or see docs); "
+                                                       "default: the whole image is one person")
+    boxes.add_argument("--detector", metavar="ONNX",
+                       help="find the people with this person detector: an ultralytics YOLO detection "
+                            "model exported to ONNX (`yolo export model=yolo11n.pt format=onnx`); "
+                            "also on video frames")
+    p.add_argument("--det-thr", type=float, default=0.25, help="detector confidence threshold")
     p.add_argument("--out", default="gtpt_predictions", metavar="DIR", help="output folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
@@ -43,12 +49,17 @@ def _err(msg: str) -> None:
 
 
 def build_predictor(args, choice):
+    from ..inference.detector import PersonDetector
     from ..inference.predictor import Predictor
+    detector = None
+    if getattr(args, "detector", None):
+        detector = PersonDetector(args.detector, args.device, score_thr=args.det_thr)
+        print(f"people from {detector}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
         return Predictor(choice.source, device=args.device, backend=args.backend, flip_test=not args.no_flip,
                          keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect,
-                         precision=args.precision)
+                         precision=args.precision, detector=detector)
 
 
 def run(args) -> int:
@@ -75,12 +86,13 @@ def run(args) -> int:
             _err(f"{args.boxes} has no boxes for {len(missing)} image(s), which get no people: "
                  f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
         if videos:
-            _err("--boxes applies to images only; video frames use the whole frame as the person box")
+            _err("--boxes applies to images only; video frames use the whole frame as the person box "
+                 "(--detector finds the people in each frame)")
     try:
         choice = choose_weights(args.weights, args.model)
         announce(choice)
         predictor = build_predictor(args, choice)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
         _err(f"error: {e}")
         return 2
 

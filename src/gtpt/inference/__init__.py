@@ -1,6 +1,7 @@
 """Inference: images and boxes in, people (keypoints in image pixels) out; drawing and video I/O.
 
-`Predictor` and `Person` are imported lazily so that `import gtpt.inference.io` stays light.
+`Predictor`, `Person` and `PersonDetector` are imported lazily so that `import gtpt.inference.io`
+stays light.
 """
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ def __getattr__(name):
     if name in ("Predictor", "Person"):
         from . import predictor
         return getattr(predictor, name)
+    if name == "PersonDetector":
+        from .detector import PersonDetector
+        return PersonDetector
     raise AttributeError(f"module 'gtpt.inference' has no attribute {name!r}")
 
 
-__all__ = ["Predictor", "Person"]
+__all__ = ["Predictor", "Person", "PersonDetector"]

@@ -25,6 +25,7 @@ from ..config import PRESETS
 from ..keypoints import get_keypoint_spec
 from .backends import OnnxRunner, TorchRunner, cached_onnx, check_precision
 from .crops import box_to_crop, make_input
+from .detector import PersonDetector
 from .io import to_bgr
 from .person import Person, instance_score
 
@@ -67,12 +68,14 @@ class Predictor:
         AVX512-BF16 or AMX and on recent GPUs; confident joints move by a few SimCC bins at most).
     score_threshold: joints scoring above it count towards the instance score.
     expect: a preset name the weights file must hold (clear error otherwise).
+    detector: a `PersonDetector` or the path of an ultralytics YOLO .onnx export; images given
+        without boxes are then searched for people instead of being taken as one person.
     """
 
     def __init__(self, weights_or_preset="gtpt-t-body", device: str = "cpu", backend: Optional[str] = None,
                  flip_test: bool = True, keep_rates: Optional[Sequence[float]] = None, batch_size: int = 32,
                  score_threshold: float = 0.01, expect: Optional[str] = None, cache_dir=None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", detector=None):
         from ..models import GTPT, build_model
         from ..models.checkpoint import load_model
         from ..models.gtpt import check_keep_rates
@@ -132,6 +135,9 @@ class Predictor:
             self.onnx_path = Path(src)
             self._runner = OnnxRunner(src, device)
 
+        if detector is not None and not isinstance(detector, PersonDetector):
+            detector = PersonDetector(detector, device)
+        self.detector = detector
         self.spec = get_keypoint_spec(self.cfg.num_joints)
         self.codec = SimCCCodec(self.cfg.image_size, self.cfg.split_ratio, self.cfg.sigma)
         self._flip_index = self.spec.flip_index()
@@ -156,8 +162,9 @@ class Predictor:
         return self.cfg.num_joints
 
     def __repr__(self) -> str:
+        det = f", detector={self.detector!r}" if self.detector is not None else ""
         return (f"Predictor({self.source}, backend={self.backend}, device={self.device}, "
-                f"precision={self.precision}, flip_test={self.flip_test}, keep_rates={list(self.keep_rates)})")
+                f"precision={self.precision}, flip_test={self.flip_test}, keep_rates={list(self.keep_rates)}{det})")
 
     # ------------------------------------------------------------------ core
     def _logits(self, batch: np.ndarray):
@@ -172,8 +179,9 @@ class Predictor:
                       rgb: bool = False) -> list[list[Person]]:
         """Many images at once -> one list of Person per image (same order as the boxes).
 
-        boxes_list: per image None (whole image) or boxes [N, 4|5] xywh(+score).
-        Boxes that do not overlap the image are dropped with a warning.
+        boxes_list: per image None (the detector's boxes if the predictor has one, else the whole
+        image) or boxes [N, 4|5] xywh(+score). Boxes that do not overlap the image are dropped
+        with a warning.
         """
         images = [to_bgr(im, rgb) for im in images]
         if boxes_list is None:
@@ -183,6 +191,8 @@ class Predictor:
         jobs = []  # (image index, box row [5], center, scale)
         for i, (img, boxes) in enumerate(zip(images, boxes_list)):
             h, w = img.shape[:2]
+            if boxes is None and self.detector is not None:
+                boxes = self.detector(img)
             for row in _as_boxes(boxes, w, h):
                 crop = box_to_crop(row[:4], w, h, self.cfg.image_size)
                 if crop is None:
@@ -208,7 +218,8 @@ class Predictor:
     def predict(self, image, boxes=None, rgb: bool = False) -> list[Person]:
         """One image (path, BGR array, RGB array with rgb=True, or PIL image) -> people.
 
-        boxes: [N, 4] xywh or [N, 5] with scores; None uses the whole image as one box.
+        boxes: [N, 4] xywh or [N, 5] with scores; None: the detector's boxes if the predictor
+        has one, else the whole image as one box.
         """
         return self.predict_batch([image], [boxes], rgb=rgb)[0]
 
