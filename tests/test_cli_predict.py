@@ -109,6 +109,7 @@ def test_video_in_video_out(tmp_path, gtpt):
     per_frame = json.loads((out / "clip.json").read_text())
     assert [f["frame"] for f in per_frame["frames"]] == [0, 1, 2, 3, 4]
     assert all(len(f["people"]) == 1 and len(f["people"][0]["keypoints"]) == 51 for f in per_frame["frames"])
+    assert all(f["people"][0]["track_id"] == 0 for f in per_frame["frames"])   # the one person keeps its id
 
 
 def test_unopenable_video_and_empty_folder(tmp_path, gtpt):
@@ -252,6 +253,9 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     counts = [len(det(cap.read()[1])) for _ in range(3)]
     cap.release()
     assert [len(f["people"]) for f in frames] == counts and sum(counts) > 0
+    for f in frames:   # every person tracked, one id per person in a frame
+        ids = [q["track_id"] for q in f["people"]]
+        assert len(set(ids)) == len(ids)
 
 
 def test_detector_option_errors(tmp_path, gtpt):

@@ -181,6 +181,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
 
     from ..inference.draw import draw_poses
     from ..inference.io import InputError, write_json
+    from ..inference.tracking import PoseTracker
     from ..inference.video import VideoReader, VideoWriter
 
     try:
@@ -189,6 +190,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
         _err(f"skipped: {e}")
         return 0
     frames_json, index = [], 0
+    tracker = PoseTracker()   # people keep their track_id from frame to frame
     step = max(1, args.batch_size)
     bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
     try:
@@ -199,6 +201,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
                     batch.append(frame)
                 if batch and (frame is None or len(batch) == step):
                     for img, people in zip(batch, predictor.predict_batch(batch)):
+                        people = tracker.update(people)
                         writer.write(draw_poses(img, people, kpt_thr=args.kpt_thr))
                         frames_json.append({"frame": index, "people": [q.to_coco() for q in people]})
                         index += 1

@@ -46,7 +46,8 @@ def draw_poses(image: np.ndarray, people: Sequence, kpt_thr: float = DRAW_KPT_TH
             x, y, bw, bh = (float(v) for v in p.box)
             cv2.rectangle(out, (int(round(x)), int(round(y))), (int(round(x + bw)), int(round(y + bh))),
                           BOX_COLOUR, t, cv2.LINE_AA)
-            cv2.putText(out, f"{p.score:.2f}", (int(x) + 2, max(int(y) - 4, 12)), FONT, 0.4 * t + 0.1,
+            label = f"{p.score:.2f}" if getattr(p, "track_id", None) is None else f"#{p.track_id} {p.score:.2f}"
+            cv2.putText(out, label, (int(x) + 2, max(int(y) - 4, 12)), FONT, 0.4 * t + 0.1,
                         BOX_COLOUR, max(1, t // 2), cv2.LINE_AA)
         ok = (kp[:, 2] > kpt_thr) & np.isfinite(kp[:, :2]).all(1)
         pts = np.round(kp[:, :2]).astype(int)

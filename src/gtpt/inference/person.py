@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -9,12 +10,14 @@ import numpy as np
 @dataclass
 class Person:
     """box [4] xywh (as given, image pixels); keypoints [K, 3] = (x, y, joint score) in image
-    pixels; score = box_score x mean of the joint scores above the predictor's threshold."""
+    pixels; score = box_score x mean of the joint scores above the predictor's threshold;
+    track_id: the same person's id across video frames (`PoseTracker`), else None."""
 
     box: np.ndarray
     box_score: float
     keypoints: np.ndarray
     score: float
+    track_id: Optional[int] = None
 
     @property
     def num_joints(self) -> int:
@@ -32,6 +35,8 @@ class Person:
                     "score": round(float(self.score), 6),
                     "bbox": [round(float(v), 2) for v in self.box],
                     "box_score": round(float(self.box_score), 6)})
+        if self.track_id is not None:
+            out["track_id"] = int(self.track_id)
         return out
 
 

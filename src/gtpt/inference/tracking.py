@@ -1,0 +1,67 @@
+"""Track ids for people across video frames.
+
+Greedy box-IoU matching, the simple tracker top-down video demos use (MMPose's pose-tracking demo
+matched by IoU or OKS the same way): each new person takes the free track whose last box overlaps
+it most, if that overlap reaches `iou_thr`; the rest start new tracks. A track not seen for more than
+`max_age` frames is forgotten, so a person who leaves and comes back much later gets a new id.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a [N, 4] and b [M, 4], both x, y, w, h -> [N, M]."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(-1)
+    union = a[:, None, 2:].prod(-1) + b[None, :, 2:].prod(-1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+class PoseTracker:
+    """Gives each Person of consecutive frames a `track_id` (0, 1, 2, ... in order of appearance).
+
+        tracker = PoseTracker()
+        for frame in video:
+            people = tracker.update(predictor.predict(frame))   # p.track_id set
+    """
+
+    def __init__(self, iou_thr: float = 0.3, max_age: int = 10):
+        if not 0 < iou_thr <= 1 or max_age < 0:
+            raise ValueError(f"iou_thr must lie in (0, 1] and max_age be >= 0, got {iou_thr}, {max_age}")
+        self.iou_thr, self.max_age = float(iou_thr), int(max_age)
+        self.frame = -1
+        self.next_id = 0
+        self.tracks: dict[int, tuple[np.ndarray, int]] = {}   # id -> (last box [4], frame last seen)
+
+    def update(self, people: Sequence) -> list:
+        """One frame's people (in place: their track_id is set) -> the same list."""
+        self.frame += 1
+        people = list(people)
+        ids = list(self.tracks)
+        assigned: dict[int, int] = {}                          # person index -> track id
+        if people and ids:
+            iou = box_iou(np.stack([p.box for p in people]), np.stack([self.tracks[t][0] for t in ids]))
+            for flat in np.argsort(-iou, axis=None, kind="stable"):   # best overlaps first
+                i, j = divmod(int(flat), len(ids))
+                if iou[i, j] < self.iou_thr:
+                    break
+                if i not in assigned and ids[j] not in assigned.values():
+                    assigned[i] = ids[j]
+        # new tracks: the most confident person first, so ids follow a stable order
+        for i in sorted(range(len(people)), key=lambda k: -people[k].score):
+            if i not in assigned:
+                assigned[i] = self.next_id
+                self.next_id += 1
+        for i, p in enumerate(people):
+            p.track_id = assigned[i]
+            self.tracks[p.track_id] = (np.asarray(p.box, np.float64).copy(), self.frame)
+        self.tracks = {t: v for t, v in self.tracks.items() if self.frame - v[1] <= self.max_age}
+        return people
+
+
+__all__ = ["PoseTracker", "box_iou"]
