@@ -262,6 +262,9 @@ def test_detector_option_errors(tmp_path, gtpt):
     write_jpg(tmp_path / "a.jpg", _small(person_image()))
     rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--out", tmp_path)
     assert rc == 2 and "missing.onnx" in err
+    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", yolo, "--det-nms", 0, "--out", tmp_path)
+    assert rc == 2 and "nms_thr" in err
     (tmp_path / "boxes.json").write_text("[]")
     with pytest.raises(SystemExit) as e:
         gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--boxes",

@@ -54,6 +54,11 @@ def test_fixture_exercises_class_choice_and_nms():
     assert (person_passes & (scores.argmax(0) != 0)).any()
     kept = len(EXPECTED["models"][RAW.name]["demo_two_people.jpg"])
     assert (person_passes & (scores.argmax(0) == 0)).sum() > kept
+    # a stricter NMS keeps fewer boxes, none of which overlap more than it allows
+    from gtpt.inference.tracking import box_iou
+    strict = PersonDetector(RAW, score_thr=EXPECTED["conf"], nms_thr=0.3)(PICTURES["demo_two_people.jpg"])
+    iou = box_iou(strict[:, :4], strict[:, :4])
+    assert len(strict) < kept and (iou[~np.eye(len(strict), dtype=bool)] <= 0.3 + 1e-6).all()
 
 
 def test_letterbox_geometry():

@@ -29,6 +29,8 @@ def add_arguments(p):
                             "model exported to ONNX (`yolo export model=yolo11n.pt format=onnx`); "
                             "also on video frames")
     p.add_argument("--det-thr", type=float, default=0.25, help="detector confidence threshold")
+    p.add_argument("--det-nms", type=float, default=0.7,
+                   help="detector NMS: IoU above which the weaker of two person boxes is dropped")
     p.add_argument("--out", default="gtpt_predictions", metavar="DIR", help="output folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
@@ -53,7 +55,7 @@ def build_predictor(args, choice):
     from ..inference.predictor import Predictor
     detector = None
     if getattr(args, "detector", None):
-        detector = PersonDetector(args.detector, args.device, score_thr=args.det_thr)
+        detector = PersonDetector(args.detector, args.device, score_thr=args.det_thr, nms_thr=args.det_nms)
         print(f"people from {detector}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
