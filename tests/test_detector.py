@@ -54,11 +54,10 @@ def test_fixture_exercises_class_choice_and_nms():
     assert (person_passes & (scores.argmax(0) != 0)).any()
     kept = len(EXPECTED["models"][RAW.name]["demo_two_people.jpg"])
     assert (person_passes & (scores.argmax(0) == 0)).sum() > kept
-    # a stricter NMS keeps fewer boxes, none of which overlap more than it allows
-    from gtpt.inference.tracking import box_iou
+    # a stricter NMS keeps fewer boxes (their overlaps are not checked here: boxes are clipped to
+    # the image after NMS, as ultralytics does, which changes them)
     strict = PersonDetector(RAW, score_thr=EXPECTED["conf"], nms_thr=0.3)(PICTURES["demo_two_people.jpg"])
-    iou = box_iou(strict[:, :4], strict[:, :4])
-    assert len(strict) < kept and (iou[~np.eye(len(strict), dtype=bool)] <= 0.3 + 1e-6).all()
+    assert 0 < len(strict) < kept
 
 
 def test_letterbox_geometry():
