@@ -100,3 +100,19 @@ def test_export_command(tmp_path, monkeypatch, capsys):
     rc = main(["export", "--weights", str(weights), "--model", "gtpt-s-body", "--out", str(tmp_path / "x.onnx")])
     err = capsys.readouterr().err
     assert rc == 2 and "holds weights for 'gtpt-t-body', not 'gtpt-s-body'" in err
+
+
+def test_export_without_weights_uses_the_demo_weights(tmp_path, monkeypatch, capsys):
+    """As the README says for demo, predict, export and bench: no --weights, the shipped demo weights."""
+    from gtpt.commands._weights import DEMO_WEIGHTS
+    from gtpt.models.checkpoint import load_model
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["gtpt"])
+    rc = main(["export"])
+    text = capsys.readouterr().out
+    assert rc == 0 and f"weights: shipped demo weights {DEMO_WEIGHTS}" in text
+    runner = Predictor(str(tmp_path / "gtpt-t-body.onnx"))._runner
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    want = load_model(DEMO_WEIGHTS).eval()(torch.from_numpy(x))
+    for got, ref in zip(runner(x), want):
+        np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), atol=1e-4)

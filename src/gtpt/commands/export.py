@@ -1,4 +1,6 @@
-"""gtpt export --weights FILE --format onnx [--keep-rates R R R R] [--out FILE] [--opset N]
+"""gtpt export [--weights FILE] --format onnx [--keep-rates R R R R] [--out FILE] [--opset N]
+
+Without --weights: the shipped demo weights (or an untrained preset named by --model), as predict.
 
 The graph includes pruning (token counts fixed by the keep rates); the batch axis is dynamic
 unless --no-dynamic-batch. Every export is verified against PyTorch and the difference printed.
@@ -13,8 +15,7 @@ from ._weights import add_keep_rates_argument, add_weights_arguments, announce, 
 
 
 def add_arguments(p):
-    add_weights_arguments(p, model_help="preset the weights must hold; without --weights, export this "
-                                        "preset untrained (for speed tests)")
+    add_weights_arguments(p)
     p.add_argument("--format", choices=("onnx",), default="onnx", help="export format")
     add_keep_rates_argument(p)
     p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=True,
@@ -27,11 +28,8 @@ def run(args) -> int:
     from ..export import ExportError, export_onnx
     from ..models.checkpoint import CheckpointError
 
-    if not args.weights and not args.model:
-        print("gtpt export: error: give --weights FILE (or --model NAME for an untrained preset)", file=sys.stderr)
-        return 2
     try:
-        choice = choose_weights(args.weights, args.model, why_untrained="--model without --weights")
+        choice = choose_weights(args.weights, args.model)
         announce(choice)
         model = load_torch_model(choice, args.keep_rates)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
