@@ -5,7 +5,7 @@ ships no people detector, so the user brings one: any ultralytics detection expo
 output layout it writes:
 
 * raw head, [1, 4 + classes, anchors] (YOLOv8, YOLO11, ...): box centre/size and class scores per
-  anchor; boxes are kept where the best class is a person above `score_thr`, then class-wise NMS;
+  anchor; boxes are kept where the best class is a person above `score_thr`, then NMS;
 * end-to-end, [1, detections, 6] (YOLOv10, YOLO26, `nms=True` exports): x1, y1, x2, y2, score,
   class, already suppressed.
 
