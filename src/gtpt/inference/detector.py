@@ -102,6 +102,8 @@ class PersonDetector:
                          f"[1, 4 + classes, anchors] nor an end-to-end [1, detections, 6]")
 
     def __repr__(self) -> str:
+        if not hasattr(self, "end_to_end"):   # __init__ raised (tracebacks print the half-made object)
+            return f"PersonDetector({getattr(self, 'path', '?')}, not loaded)"
         kind = "end-to-end" if self.end_to_end else "raw head + NMS"
         return (f"PersonDetector({self.path.name}, {kind}, input {self.input_size[1]}x{self.input_size[0]}, "
                 f"score_thr={self.score_thr}, nms_thr={self.nms_thr})")
