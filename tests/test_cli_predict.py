@@ -18,6 +18,7 @@ from gtpt.models.checkpoint import save_model
 from tests._inference_utils import DEMO_JPG, person_image, write_jpg
 
 MY_VERBS = ("predict", "export", "bench", "demo")
+YOLO = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"   # tiny, random weights
 
 
 @pytest.fixture
@@ -226,13 +227,12 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     """--detector: an ultralytics YOLO .onnx (tiny, random weights: tests/data/detector) gives the
     person boxes, in pictures and in every video frame."""
     from gtpt.inference.detector import PersonDetector
-    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
     img = cv2.imread(str(DEMO_JPG.parent / "demo_two_people.jpg"))
     write_jpg(tmp_path / "two.jpg", img)
-    want = PersonDetector(yolo, score_thr=0.7)(cv2.imread(str(tmp_path / "two.jpg")))
+    want = PersonDetector(YOLO, score_thr=0.7)(cv2.imread(str(tmp_path / "two.jpg")))
     assert len(want) > 1
     out = tmp_path / "out"
-    rc, stdout, err = gtpt("predict", tmp_path / "two.jpg", "--detector", yolo, "--det-thr", 0.7,
+    rc, stdout, err = gtpt("predict", tmp_path / "two.jpg", "--detector", YOLO, "--det-thr", 0.7,
                            "--out", out, "--no-flip")
     assert rc == 0, err
     assert "yolo11_raw.onnx" in stdout and f"{len(want)} person(s)" in stdout
@@ -245,11 +245,11 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     for i in range(3):
         writer.write(np.roll(small, 8 * i, axis=1))
     writer.release()
-    rc, _, err = gtpt("predict", clip, "--detector", yolo, "--det-thr", 0.7, "--out", out, "--no-flip")
+    rc, _, err = gtpt("predict", clip, "--detector", YOLO, "--det-thr", 0.7, "--out", out, "--no-flip")
     assert rc == 0, err
     frames = json.loads((out / "clip.json").read_text())["frames"]
     cap = cv2.VideoCapture(str(clip))
-    det = PersonDetector(yolo, score_thr=0.7)
+    det = PersonDetector(YOLO, score_thr=0.7)
     counts = [len(det(cap.read()[1])) for _ in range(3)]
     cap.release()
     assert [len(f["people"]) for f in frames] == counts and sum(counts) > 0
@@ -262,8 +262,7 @@ def test_detector_option_errors(tmp_path, gtpt):
     write_jpg(tmp_path / "a.jpg", _small(person_image()))
     rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--out", tmp_path)
     assert rc == 2 and "missing.onnx" in err
-    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
-    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", yolo, "--det-nms", 0, "--out", tmp_path)
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", YOLO, "--det-nms", 0, "--out", tmp_path)
     assert rc == 2 and "nms_thr" in err
     (tmp_path / "boxes.json").write_text("[]")
     with pytest.raises(SystemExit) as e:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 import ultralytics
+import yaml
 from ultralytics import YOLO
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,6 @@ def pictures() -> dict[str, Path]:
 
 def tiny(family: str, images: list[Path]) -> YOLO:
     cfg = Path(ultralytics.__file__).parent / "cfg" / "models" / {"yolo11": "11", "yolo26": "26"}[family]
-    import yaml
     spec = yaml.safe_load((cfg / f"{family}.yaml").read_text())
     spec["nc"] = CLASSES
     spec["scales"] = {"n": [0.33, 0.0625, 64]}

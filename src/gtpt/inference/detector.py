@@ -160,7 +160,5 @@ class PersonDetector:
         boxes = boxes.clip(0, [w, h, w, h])
         return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2], scores[:, None]], axis=1)
 
-    detect = __call__
-
 
 __all__ = ["PersonDetector"]

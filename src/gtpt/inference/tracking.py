@@ -10,16 +10,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a [N, 4] and b [M, 4], both x, y, w, h -> [N, M]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(-1)
-    union = a[:, None, 2:].prod(-1) + b[None, :, 2:].prod(-1) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    """IoU of boxes a [N, 4] and b [M, 4], both x, y, w, h -> [N, M] (pycocotools' box IoU, no crowd boxes)."""
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    return np.asarray(mask_utils.iou(np.asarray(a, np.float64).reshape(-1, 4), b, [0] * len(b)),
+                      np.float64).reshape(-1, len(b))
 
 
 class PoseTracker:
