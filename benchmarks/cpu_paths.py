@@ -3,6 +3,7 @@
     python benchmarks/cpu_paths.py --batch 64 --threads 2                 # GTPT-T body, fp32
     python benchmarks/cpu_paths.py --batch 64 --precision bf16 --micro-batches 4 8 16
     python benchmarks/cpu_paths.py --model gtpt-b-body --batch 16 --no-onnxruntime
+    python benchmarks/cpu_paths.py --batch 1 --exporters torchscript dynamo   # the two ONNX exporters' graphs
 
 Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random input):
   nchw             contiguous layout, the whole batch in one forward (the Predictor's CPU path before
@@ -10,7 +11,8 @@ Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random 
   cl               channels-last, the whole batch at once
   cl/mbN           channels-last, N images per forward (`TorchRunner`'s CPU default is
                    gtpt.inference.backends.CPU_MICRO_BATCH)
-  onnxruntime      the exported graph (float32 only), the whole batch at once
+  onnxruntime      the exported graph (float32 only), the whole batch at once; with --exporters both,
+                   one row per ONNX exporter (onnxruntime/torchscript, onnxruntime/dynamo)
 Shared machines drift by 10-30 % within minutes, so the rows are timed in turn, sample by sample, and
 compared by their medians; each sample repeats its call for at least --min-seconds, since switching
 between torch's and onnxruntime's thread pools costs the first calls after a switch (at batch 1, timed
@@ -30,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from gtpt import build_model  # noqa: E402
+from gtpt.export import EXPORTERS  # noqa: E402
 from gtpt.inference.backends import CPU_MICRO_BATCH, PRECISIONS, OnnxRunner, cached_onnx, in_micro_batches  # noqa: E402
 from gtpt.models.fusion import deployment_copy  # noqa: E402
 
@@ -43,8 +46,8 @@ def torch_path(model, channels_last: bool, micro_batch, bf16: bool):
     return run
 
 
-def onnx_path(model, cache_dir, threads):
-    runner = OnnxRunner(cached_onnx(model, model.keep_rates, cache_dir=cache_dir), threads=threads)
+def onnx_path(model, cache_dir, threads, exporter):
+    runner = OnnxRunner(cached_onnx(model, model.keep_rates, cache_dir=cache_dir, exporter=exporter), threads=threads)
     return lambda x: list(runner(x.numpy()))
 
 
@@ -59,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--min-seconds", type=float, default=0.3, help="each sample repeats the call for this long")
     p.add_argument("--no-onnxruntime", action="store_true")
     p.add_argument("--onnx-cache", help="folder for the exported graph (default: gtpt's cache)")
+    p.add_argument("--exporters", nargs="+", choices=EXPORTERS, default=["auto"],
+                   help="ONNX exporters for the onnxruntime rows (gtpt.export.EXPORTERS)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,7 +74,9 @@ def main(argv=None) -> int:
     rows.update({f"cl/mb{n}": torch_path(model, True, n, bf16) for n in args.micro_batches})
     if not args.no_onnxruntime and not bf16:
         try:
-            rows["onnxruntime"] = onnx_path(model, args.onnx_cache, args.threads)
+            for e in args.exporters:
+                name = "onnxruntime" if len(args.exporters) == 1 else f"onnxruntime/{e}"
+                rows[name] = onnx_path(model, args.onnx_cache, args.threads, e)
         except ImportError as e:
             print(f"onnxruntime row skipped: {e}", file=sys.stderr)
     x = torch.randn(args.batch, 3, *model.cfg.image_size)
@@ -91,11 +98,12 @@ def main(argv=None) -> int:
     print(f"{args.model}, batch {args.batch}, {args.precision}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; median (min) of {args.samples} "
           f"samples of >= {args.min_seconds:g} s, in turn")
-    print(f"{'path':<14}{'ms/batch':>10}{'(min)':>9}{'images/s':>10}{'vs nchw':>9}{'max|Δ|':>10}")
+    width = max(14, *(len(k) + 2 for k in rows))
+    print(f"{'path':<{width}}{'ms/batch':>10}{'(min)':>9}{'images/s':>10}{'vs nchw':>9}{'max|Δ|':>10}")
     base = statistics.median(times["nchw"])
     for k, ts in times.items():
         med = statistics.median(ts)
-        print(f"{k:<14}{med * 1e3:>10.1f}{min(ts) * 1e3:>9.1f}{args.batch / med:>10.1f}{base / med:>8.2f}x"
+        print(f"{k:<{width}}{med * 1e3:>10.1f}{min(ts) * 1e3:>9.1f}{args.batch / med:>10.1f}{base / med:>8.2f}x"
               f"{diff[k]:>10.1e}")
     return 0
 

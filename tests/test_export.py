@@ -2,6 +2,7 @@
 onnxruntime backend, and `gtpt export`."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from gtpt.cli import main
-from gtpt.export import INPUT_NAME, export_onnx, read_onnx_config
+from gtpt.export import INPUT_NAME, ExportError, export_onnx, read_onnx_config
 from gtpt.inference.predictor import Predictor
 from gtpt.models.checkpoint import save_model
 from tests._inference_utils import person_image, visible_model
@@ -25,8 +26,13 @@ from tests._inference_utils import person_image, visible_model
 def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
     model = visible_model(name)
     result = export_onnx(model, tmp_path / "m.onnx", keep_rates=keep_rates)   # traced at batch 2
-    assert max(result.max_abs_diff.values()) <= 1e-4 and result.verify_batch == 3
+    assert result.exporter == "torchscript" and result.opset == 17
+    check_exported_graph(result, model, name, keep_rates)
 
+
+def check_exported_graph(result, model, name, keep_rates):
+    """The file `result` names: pruning in the graph, symbolic batch, metadata, parity with PyTorch."""
+    assert max(result.max_abs_diff.values()) <= 1e-4 and result.verify_batch == 3
     proto = onnx.load(str(result.path))
     onnx.checker.check_model(proto)
     ops = {n.op_type for n in proto.graph.node}
@@ -36,6 +42,7 @@ def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
     perms = [a.ints for n in proto.graph.node if n.op_type == "Transpose" for a in n.attribute]
     assert max(len(p) for p in perms) < 6          # (5-D: the attention's q/k/v split)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert {p.key: p.value for p in proto.metadata_props}["exporter"] == result.exporter
     cfg = read_onnx_config(result.path)
     assert cfg.name == name and cfg.keep_rates == tuple(keep_rates or model.keep_rates)
 
@@ -54,6 +61,38 @@ def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
         with torch.no_grad():
             default = model(x)
         assert np.abs(default[0].numpy() - got[0]).max() > 1e-3
+
+
+def test_torch_export_based_exporter_when_the_tracer_is_gone(tmp_path, monkeypatch, capsys):
+    """PyTorch deprecated its TorchScript tracer (torch 2.9). Where it fails or is gone, "auto" uses the
+    torch.export-based exporter, and that graph passes the same checks as the tracer's."""
+    real_export = torch.onnx.export
+
+    @functools.wraps(real_export)   # keeps the signature export_onnx reads its keywords from
+    def export_without_tracer(*args, **kwargs):
+        if kwargs.get("dynamo") is False:
+            raise RuntimeError("the TorchScript-based exporter has been removed")
+        return real_export(*args, **kwargs)
+    monkeypatch.setattr(torch.onnx, "export", export_without_tracer)
+    model = visible_model("gtpt-t-body")
+    with pytest.raises(ExportError, match="TorchScript ONNX exporter failed .*removed.*'dynamo' may work"):
+        export_onnx(model, tmp_path / "ts.onnx", exporter="torchscript")
+
+    keep_rates = (1.0, 0.8, 0.5, 0.2)
+    result = export_onnx(model, tmp_path / "m.onnx", keep_rates=keep_rates)   # exporter="auto"
+    assert "trying the torch.export-based one" in capsys.readouterr().out
+    assert result.exporter == "dynamo" and result.opset == 18
+    assert [f.name for f in tmp_path.iterdir()] == ["m.onnx"]     # one self-contained file
+    check_exported_graph(result, model, "gtpt-t-body", keep_rates)
+
+    # both exporters unusable: one error that names both reasons
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(ExportError, match="removed.*and so did the torch.export-based one.*needs onnxscript"):
+        export_onnx(model, tmp_path / "none.onnx")
+    monkeypatch.setattr(sys, "argv", ["gtpt"])
+    weights = save_model(model, tmp_path / "w.safetensors")
+    assert main(["export", "--weights", str(weights), "--exporter", "dynamo", "--out", str(tmp_path / "x.onnx")]) == 1
+    assert "needs onnxscript: pip install 'gtpt[onnx]'" in capsys.readouterr().err
 
 
 def test_predictor_onnxruntime_matches_torch(tmp_path):

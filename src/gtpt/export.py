@@ -4,13 +4,18 @@ Keep rates fix every token count, so the traced graph holds the real TopK / Gath
 ops with constant k and only the batch axis is dynamic. Every export is checked: onnx.checker,
 then onnxruntime against PyTorch on a batch of a *different* size than the one traced with.
 
-Uses the classic TorchScript exporter (`dynamo=False`): it handles the gathers with a dynamic
-batch and needs no extra packages.
+Two exporters (`exporter=`): PyTorch's classic TorchScript tracer, which needs no extra packages,
+and the torch.export-based one (`dynamo`, torch >= 2.6, needs onnxscript), which PyTorch made its
+default in 2.9 and will keep when the deprecated tracer is removed. Both give graphs that match
+PyTorch to ~1e-6. "auto" uses the tracer and falls back to torch.export where the tracer fails or
+is gone.
 """
 from __future__ import annotations
 
 import copy
+import inspect
 import json
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from torch import nn
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits_x", "logits_y")
+EXPORTERS = ("auto", "torchscript", "dynamo")
 
 
 class ExportError(RuntimeError):
@@ -35,6 +41,8 @@ class OnnxExport:
     path: Path
     keep_rates: tuple[float, ...]
     verify_batch: int
+    exporter: str = "torchscript"   # the one that wrote the file
+    opset: int = 17
     max_abs_diff: dict = field(default_factory=dict)  # output name -> max |onnx - torch|
 
 
@@ -67,12 +75,56 @@ def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = 
     return ort.InferenceSession(model_bytes_or_path, sess_options=opts, providers=providers)
 
 
+def _export_kwargs(**kwargs) -> dict:
+    """The keywords this torch's `torch.onnx.export` knows (`dynamo=` arrived in 2.5, `external_data=` later)."""
+    known = inspect.signature(torch.onnx.export).parameters
+    return {k: v for k, v in kwargs.items() if k in known}
+
+
+def _trace_torchscript(wrapper, dummy, path: Path, opset: int, dynamic_batch: bool) -> None:
+    axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
+    with warnings.catch_warnings():
+        # token counts are Python ints fixed by the keep rates: the tracer's "treated as a
+        # constant" warnings are exactly what we want, and the deprecation notice is noise
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (dummy,), str(path), opset_version=opset, input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True,
+                          **_export_kwargs(dynamo=False))
+
+
+def _trace_dynamo(wrapper, dummy, path: Path, opset: int, dynamic_batch: bool) -> None:
+    """opset: at least 18, the oldest this exporter writes."""
+    known = inspect.signature(torch.onnx.export).parameters
+    if "dynamic_shapes" not in known:
+        raise ExportError(f"the torch.export-based ONNX exporter needs torch >= 2.6 (this is {torch.__version__})")
+    try:
+        import onnxscript  # noqa: F401  (the exporter imports it lazily and fails less clearly)
+    except ImportError as e:
+        raise ImportError("the torch.export-based ONNX exporter needs onnxscript: "
+                          "pip install 'gtpt[onnx]' (or pip install onnxscript)") from e
+    shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # it lists every torchvision op it skips when torchvision is absent
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, (dummy,), str(path), dynamo=True, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                              dynamic_shapes=shapes, verbose=False,
+                              **_export_kwargs(external_data=False))  # one file, as the tracer writes
+    finally:
+        quiet.setLevel(level)
+
+
 def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynamic_batch: bool = True,
-                opset: int = 17, verify: bool = True, atol: float = 1e-4, verbose: bool = True) -> OnnxExport:
+                opset: int = 17, verify: bool = True, atol: float = 1e-4, verbose: bool = True,
+                exporter: str = "auto") -> OnnxExport:
     """Export a GTPT model (eval path, pruning on) to `path`.
 
     keep_rates: defaults to the model's own. dynamic_batch: the batch axis is symbolic (traced
     at batch 2, verified at batch 3); otherwise the graph takes exactly batch 1.
+    exporter: "torchscript", "dynamo" (opset 18 at least) or "auto" (the first, else the second).
     Raises ExportError if the checker fails or any logit differs from PyTorch by more than atol.
     """
     import onnx
@@ -80,6 +132,8 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     from .models.fusion import fuse_for_inference
     from .models.gtpt import check_keep_rates
 
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}, not {exporter!r}")
     # a copy (never touch the caller's model) with BatchNorm folded: onnxruntime folds a BatchNorm
     # into the convolution before it, but not the patch BatchNorm into the patch embedding after it
     src = fuse_for_inference(copy.deepcopy(model).float().cpu().eval())
@@ -89,22 +143,36 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     trace_batch, verify_batch = (2, 3) if dynamic_batch else (1, 1)
     gen = torch.Generator().manual_seed(0)
     dummy = torch.randn(trace_batch, 3, h, w, generator=gen)
-    axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _Pruned(src, rates).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        # token counts are Python ints fixed by the keep rates: the tracer's "treated as a
-        # constant" warnings are exactly what we want, and the legacy-exporter notice is noise
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                          dynamic_axes=axes, do_constant_folding=True)
+    used, tracer_error = ("dynamo" if exporter == "dynamo" else "torchscript"), None
+    with torch.no_grad():
+        if used == "torchscript":
+            try:
+                _trace_torchscript(wrapper, dummy, path, opset, dynamic_batch)
+            except Exception as e:
+                tracer_error, used = f"{type(e).__name__}: {e}", "dynamo"
+                if exporter == "torchscript":
+                    raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}); "
+                                      "exporter 'dynamo' may work") from e
+                if verbose:
+                    print(f"the TorchScript ONNX exporter failed ({tracer_error}); trying the torch.export-based one")
+        if used == "dynamo":
+            try:
+                opset = max(opset, 18)
+                _trace_dynamo(wrapper, dummy, path, opset, dynamic_batch)
+            except Exception as e:
+                if tracer_error is None:
+                    raise
+                raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}), and so did "
+                                  f"the torch.export-based one ({type(e).__name__}: {e})") from e
 
     proto = onnx.load(str(path))
     meta = {"gtpt_config": json.dumps(cfg.with_keep_rates(rates).to_dict()),
-            "keep_rates": json.dumps(list(rates)), "dynamic_batch": json.dumps(dynamic_batch)}
+            "keep_rates": json.dumps(list(rates)), "dynamic_batch": json.dumps(dynamic_batch),
+            "exporter": used}
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
@@ -112,9 +180,11 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"{path}: the exported graph fails onnx.checker: {e}") from e
-    onnx.save(proto, str(path))
+    onnx.save(proto, str(path))   # weights inline
+    if used == "dynamo":          # a torch without `external_data=` wrote them beside the graph
+        path.with_name(path.name + ".data").unlink(missing_ok=True)
 
-    result = OnnxExport(path=path, keep_rates=rates, verify_batch=verify_batch)
+    result = OnnxExport(path=path, keep_rates=rates, verify_batch=verify_batch, exporter=used, opset=opset)
     if verify:
         x = torch.randn(verify_batch, 3, h, w, generator=gen)
         with torch.no_grad():
@@ -143,4 +213,4 @@ def read_onnx_config(path):
     return ModelConfig.from_dict(json.loads(meta["gtpt_config"]))
 
 
-__all__ = ["ExportError", "OnnxExport", "export_onnx", "read_onnx_config", "INPUT_NAME", "OUTPUT_NAMES"]
+__all__ = ["ExportError", "OnnxExport", "export_onnx", "read_onnx_config", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAMES"]
