@@ -113,6 +113,43 @@ def test_video_in_video_out(tmp_path, gtpt):
     assert all(f["people"][0]["track_id"] == 0 for f in per_frame["frames"])   # the one person keeps its id
 
 
+def test_video_smoothing(tmp_path, gtpt):
+    """--smooth runs each track's joints through the One-Euro filter at the video's frame times."""
+    from gtpt.inference.person import Person
+    from gtpt.inference.smoothing import KeypointSmoother
+    img = _small(person_image())
+    h, w = img.shape[:2]
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (w, h))
+    for i in range(6):
+        writer.write(np.roll(img, 3 * i, axis=1))
+    writer.release()
+    runs = {}
+    for label, extra in (("raw", ()), ("smooth", ("--smooth", "--smooth-beta", 2))):
+        rc, _, err = gtpt("predict", clip, "--out", tmp_path / label, "--no-flip", "--batch-size", 4, *extra)
+        assert rc == 0, err
+        runs[label] = json.loads((tmp_path / label / "clip.json").read_text())
+    assert runs["raw"]["smoothing"] is None
+    assert runs["smooth"]["smoothing"] == {"filter": "one-euro", "min_cutoff": 1.0, "beta": 2.0}
+    smoother, fps = KeypointSmoother(beta=2.0), runs["raw"]["fps"]
+    for raw, smooth in zip(runs["raw"]["frames"], runs["smooth"]["frames"]):
+        q = raw["people"][0]
+        person = Person(np.array(q["bbox"]), q["box_score"], np.array(q["keypoints"]).reshape(-1, 3),
+                        q["score"], q["track_id"])
+        want = smoother.update([person], raw["frame"] / fps)[0].keypoints
+        np.testing.assert_allclose(np.reshape(smooth["people"][0]["keypoints"], (-1, 3)), want, atol=1e-2)
+    first, last = (np.reshape(f["people"][0]["keypoints"], (-1, 3)) for f in (runs["smooth"]["frames"][0],
+                                                                            runs["smooth"]["frames"][-1]))
+    assert first.tolist() == np.reshape(runs["raw"]["frames"][0]["people"][0]["keypoints"], (-1, 3)).tolist()
+    assert np.abs(last - np.reshape(runs["raw"]["frames"][-1]["people"][0]["keypoints"], (-1, 3))).max() > 0.1
+
+    write_jpg(tmp_path / "a.jpg", img)
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--smooth", "--out", tmp_path / "img", "--no-flip")
+    assert rc == 0 and "--smooth applies to videos only" in err
+    rc, _, err = gtpt("predict", clip, "--smooth", "--smooth-cutoff", 0, "--out", tmp_path / "bad")
+    assert rc == 2 and "min_cutoff" in err
+
+
 def test_unopenable_video_and_empty_folder(tmp_path, gtpt):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())

@@ -1,7 +1,8 @@
 """gtpt predict INPUT... [--weights FILE] [--boxes detections.json | --detector yolo.onnx] [--out DIR] ...
 
 Images, folders, globs and videos in; DIR/predictions.json (COCO results) and annotated
-copies out (DIR/<name>.jpg; for a video DIR/<name>.mp4 + DIR/<name>.json per frame).
+copies out (DIR/<name>.jpg; for a video DIR/<name>.mp4 + DIR/<name>.json per frame, people
+tracked across frames, joints smoothed over time with --smooth).
 Bad files are reported by name and skipped. Exit 0 when anything was processed, 1 when
 nothing could be, 2 for unusable options (weights, boxes file).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from ._weights import add_keep_rates_argument, add_precision_argument, add_weights_arguments, announce, \
     choose_weights
 from ..inference.draw import DRAW_KPT_THR
+from ..inference.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF
 
 IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are batched inside)
 
@@ -42,6 +44,14 @@ def add_arguments(p):
                    help="skip the flip test (about 2x faster, a little less accurate)")
     add_keep_rates_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="people per forward pass")
+    p.add_argument("--smooth", action="store_true",
+                   help="videos: smooth each tracked person's joints over time (One-Euro filter); "
+                        "less jitter, a little lag on fast moves")
+    p.add_argument("--smooth-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
+                   help="--smooth: cut-off frequency for still joints (lower: smoother) (default: %(default)g)")
+    p.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA,
+                   help="--smooth: how fast the cut-off rises with speed, per person size per second "
+                        "(higher: less lag) (default: %(default)g)")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
 
@@ -66,6 +76,7 @@ def build_predictor(args, choice):
 
 def run(args) -> int:
     from ..inference.io import InputError, expand_inputs, load_boxes
+    from ..inference.smoothing import KeypointSmoother
     from ..models.checkpoint import CheckpointError
 
     items, problems = expand_inputs(args.inputs)
@@ -90,7 +101,10 @@ def run(args) -> int:
         if videos:
             _err("--boxes applies to images only; video frames use the whole frame as the person box "
                  "(--detector finds the people in each frame)")
+    if args.smooth and not videos:
+        _err("--smooth applies to videos only; the images are not smoothed")
     try:
+        KeypointSmoother(args.smooth_cutoff, args.smooth_beta)   # bad settings fail before any work
         choice = choose_weights(args.weights, args.model)
         announce(choice)
         predictor = build_predictor(args, choice)
@@ -183,6 +197,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
 
     from ..inference.draw import draw_poses
     from ..inference.io import InputError, write_json
+    from ..inference.smoothing import KeypointSmoother
     from ..inference.tracking import PoseTracker
     from ..inference.video import VideoReader, VideoWriter
 
@@ -193,6 +208,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
         return 0
     frames_json, index = [], 0
     tracker = PoseTracker()   # people keep their track_id from frame to frame
+    smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
     step = max(1, args.batch_size)
     bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
     try:
@@ -204,6 +220,8 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
                 if batch and (frame is None or len(batch) == step):
                     for img, people in zip(batch, predictor.predict_batch(batch)):
                         people = tracker.update(people)
+                        if smoother is not None:
+                            people = smoother.update(people, t=index / reader.fps)
                         writer.write(draw_poses(img, people, kpt_thr=args.kpt_thr))
                         frames_json.append({"frame": index, "people": [q.to_coco() for q in people]})
                         index += 1
@@ -214,8 +232,10 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
         return 0
     finally:
         bar.close()
+    smoothing = None if smoother is None else {"filter": "one-euro", "min_cutoff": args.smooth_cutoff,
+                                               "beta": args.smooth_beta}
     write_json(out / f"{name}.json", {"video": str(path), "fps": reader.fps, "num_joints": predictor.num_joints,
-                                      "frames": frames_json})
+                                      "smoothing": smoothing, "frames": frames_json})
     print(f"{path}: {index} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
     return 1
 
