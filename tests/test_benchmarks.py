@@ -141,3 +141,16 @@ def test_data_throughput_prints_a_row_per_worker_count(tmp_path):
     rows = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["0", "1"] and all(float(r[1]) > 0 for r in rows)
     assert "(8 people)" in proc.stdout
+
+
+def test_smoothing_benchmark_generated_part(capsys):
+    smoothing = _load("smoothing")
+    assert smoothing.main(["--seconds", "3", "--joints", "10", "--betas", "4", "64", "--d-cutoffs", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line[:28].strip(): [float(v) for v in line[28:].split()] for line in lines[2:]}
+    assert rows["raw"] == [1.0] * 4 and len(rows) == 4          # raw, the default, two more settings
+    default = next(v for k, v in rows.items() if k.endswith("*"))
+    assert default[0] < 0.8                                      # still joints: less noise
+    # a higher beta lags less on fast moves and smooths still joints less
+    assert rows["1 Hz, beta 64, d 4 Hz"][3] < default[3] < rows["1 Hz, beta 4, d 4 Hz"][3]
+    assert rows["1 Hz, beta 4, d 4 Hz"][0] < default[0] < rows["1 Hz, beta 64, d 4 Hz"][0]

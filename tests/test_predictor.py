@@ -164,3 +164,38 @@ def test_bf16_precision_keeps_confident_joints(photo):
         Predictor(str(DEMO_WEIGHTS), precision="fp16")
     with pytest.raises(ValueError, match="needs backend='torch'"):
         Predictor(str(DEMO_WEIGHTS), backend="onnxruntime", precision="bf16")
+
+
+def test_predict_video_tracks_and_smooths(predictor, tmp_path):
+    """predict_video = VideoReader + predict + PoseTracker (+ KeypointSmoother), frame by frame."""
+    from gtpt.inference.smoothing import KeypointSmoother
+    from gtpt.inference.tracking import PoseTracker
+    from gtpt.inference.video import VideoReader
+    img = cv2.resize(person_image(), (160, 213))
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, img.shape[1::-1])
+    for i in range(5):
+        writer.write(np.roll(img, 3 * i, axis=1))
+    writer.release()
+    with VideoReader(clip) as reader:
+        decoded = list(reader)
+    tracker, smoother = PoseTracker(), KeypointSmoother()
+    want = [smoother.update(tracker.update(predictor.predict(f)), i / 8.0) for i, f in enumerate(decoded)]
+
+    got = list(predictor.predict_video(clip, smooth=True, frames_per_step=2))   # steps cross the end
+    assert [f.index for f in got] == [0, 1, 2, 3, 4] and [f.time for f in got] == [i / 8.0 for i in range(5)]
+    for f, people, frame in zip(got, want, decoded):
+        np.testing.assert_array_equal(f.image, frame)
+        assert [p.track_id for p in f.people] == [p.track_id for p in people] == [0]
+        np.testing.assert_allclose(f.people[0].keypoints, people[0].keypoints, atol=1e-4)
+    raw = list(predictor.predict_video(clip))                                   # no smoothing
+    np.testing.assert_allclose(raw[0].people[0].keypoints, got[0].people[0].keypoints, atol=1e-4)
+    assert np.abs(raw[-1].people[0].keypoints[:, :2] - got[-1].people[0].keypoints[:, :2]).max() > 0.01
+
+    with VideoReader(clip) as reader:    # an open reader is read, not closed
+        assert len(list(predictor.predict_video(reader, frames_per_step=3))) == 5
+        assert reader._cap.isOpened()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\0" * 1000)
+    with pytest.raises(InputError, match="bad.mp4"):
+        next(predictor.predict_video(bad))

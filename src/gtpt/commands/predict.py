@@ -198,7 +198,6 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
     from ..inference.draw import draw_poses
     from ..inference.io import InputError, write_json
     from ..inference.smoothing import KeypointSmoother
-    from ..inference.tracking import PoseTracker
     from ..inference.video import VideoReader, VideoWriter
 
     try:
@@ -206,41 +205,24 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
-    frames_json, index = [], 0
-    tracker = PoseTracker()   # people keep their track_id from frame to frame
-    smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
-    step = max(1, args.batch_size)
+    frames_json = []
+    smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else False
     bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
     try:
         with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
-            batch = []
-            for frame in _frames_then_flush(reader):
-                if frame is not None:
-                    batch.append(frame)
-                if batch and (frame is None or len(batch) == step):
-                    for img, people in zip(batch, predictor.predict_batch(batch)):
-                        people = tracker.update(people)
-                        if smoother is not None:
-                            people = smoother.update(people, t=index / reader.fps)
-                        writer.write(draw_poses(img, people, kpt_thr=args.kpt_thr))
-                        frames_json.append({"frame": index, "people": [q.to_coco() for q in people]})
-                        index += 1
-                    bar.update(len(batch))
-                    batch = []
+            # people keep their track_id from frame to frame
+            for f in predictor.predict_video(reader, smooth=smoother, frames_per_step=args.batch_size):
+                writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr))
+                frames_json.append({"frame": f.index, "people": [q.to_coco() for q in f.people]})
+                bar.update(1)
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
     finally:
         bar.close()
-    smoothing = None if smoother is None else {"filter": "one-euro", "min_cutoff": args.smooth_cutoff,
-                                               "beta": args.smooth_beta}
+    smoothing = None if not smoother else {"filter": "one-euro", "min_cutoff": args.smooth_cutoff,
+                                           "beta": args.smooth_beta}
     write_json(out / f"{name}.json", {"video": str(path), "fps": reader.fps, "num_joints": predictor.num_joints,
                                       "smoothing": smoothing, "frames": frames_json})
-    print(f"{path}: {index} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    print(f"{path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
     return 1
-
-
-def _frames_then_flush(reader):
-    """Frames, then one None so the last partial batch is processed."""
-    yield from reader
-    yield None

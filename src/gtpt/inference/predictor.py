@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -31,6 +31,16 @@ from .person import Person, instance_score
 
 UNTRAINED_NOTICE = ("UNTRAINED weights: '{name}' is randomly initialised, so its keypoints are "
                     "meaningless. Pass a trained .safetensors file for real predictions.")
+
+
+class VideoFrame(NamedTuple):
+    """One frame of `Predictor.predict_video`: its index, time in seconds (index / fps), BGR image [h, w, 3]
+    and people (with track ids)."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    people: list
 
 
 def _as_boxes(boxes, img_w: int, img_h: int) -> np.ndarray:
@@ -225,6 +235,45 @@ class Predictor:
 
     __call__ = predict
 
+    def predict_video(self, video, smooth=False, frames_per_step: int = 8, tracker=None) -> Iterator[VideoFrame]:
+        """Every frame of a video -> VideoFrame(index, time, image, people), in order, lazily.
+
+        video: a path or an open `VideoReader`. People carry a `track_id` (`PoseTracker`, or the
+        `tracker` given); smooth: True (`KeypointSmoother` defaults) or a KeypointSmoother also
+        smooths their joints over time. Frames go through `predict_batch` frames_per_step at a time.
+
+            for f in pred.predict_video("clip.mp4", smooth=True):
+                print(f.index, f.time, [p.track_id for p in f.people])
+        """
+        from .smoothing import KeypointSmoother
+        from .tracking import PoseTracker
+        from .video import VideoReader
+
+        reader = video if isinstance(video, VideoReader) else VideoReader(video)
+        tracker = tracker if tracker is not None else PoseTracker()
+        smoother = KeypointSmoother() if smooth is True else (smooth or None)
+        step, index, batch = max(1, int(frames_per_step)), 0, []
+        frames = iter(reader)
+        try:
+            while True:
+                frame = next(frames, None)
+                if frame is not None:
+                    batch.append(frame)
+                if batch and (frame is None or len(batch) == step):
+                    for img, people in zip(batch, self.predict_batch(batch)):
+                        t = index / reader.fps
+                        people = tracker.update(people)
+                        if smoother is not None:
+                            people = smoother.update(people, t)
+                        yield VideoFrame(index, t, img, people)
+                        index += 1
+                    batch = []
+                if frame is None:
+                    return
+        finally:
+            if reader is not video:   # opened here, closed here
+                reader.close()
+
     # ------------------------------------------------------------------ pruning trace
     def kept_patches(self, image, box=None, rgb: bool = False) -> dict:
         """Which 16x12-pixel input patches survived each pruning step for one person.
@@ -249,4 +298,4 @@ class Predictor:
         return out
 
 
-__all__ = ["Predictor", "Person", "UNTRAINED_NOTICE"]
+__all__ = ["Predictor", "Person", "VideoFrame", "UNTRAINED_NOTICE"]
