@@ -58,3 +58,12 @@ def write_jpg(path, img) -> Path:
     path = Path(path)
     assert cv2.imwrite(str(path), img), path
     return path
+
+
+def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Path:
+    """An mp4 of `img` sliding right by `shift` px per frame (a person walking past)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, img.shape[1::-1])
+    for i in range(frames):
+        writer.write(np.roll(img, shift * i, axis=1))
+    writer.release()
+    return Path(path)

@@ -15,7 +15,7 @@ from gtpt.cli import VERBS, main
 from gtpt.commands._weights import DEMO_WEIGHTS
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
-from tests._inference_utils import DEMO_JPG, person_image, write_jpg
+from tests._inference_utils import DEMO_JPG, person_image, write_clip, write_jpg
 
 MY_VERBS = ("predict", "export", "bench", "demo")
 YOLO = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"   # tiny, random weights
@@ -91,13 +91,7 @@ def test_boxes_json_matching_and_not(tmp_path, gtpt):
 
 
 def test_video_in_video_out(tmp_path, gtpt):
-    img = _small(person_image())
-    h, w = img.shape[:2]
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-    for i in range(5):
-        writer.write(np.roll(img, 4 * i, axis=1))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.mp4", _small(person_image()), frames=5, shift=4, fps=10.0)
     out = tmp_path / "out"
     rc, stdout, _ = gtpt("predict", clip, "--out", out, "--no-flip", "--batch-size", "2")
     assert rc == 0 and "5 frame(s)" in stdout
@@ -118,12 +112,7 @@ def test_video_smoothing(tmp_path, gtpt):
     from gtpt.inference.person import Person
     from gtpt.inference.smoothing import KeypointSmoother
     img = _small(person_image())
-    h, w = img.shape[:2]
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (w, h))
-    for i in range(6):
-        writer.write(np.roll(img, 3 * i, axis=1))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.mp4", img, frames=6, shift=3, fps=12.0)
     runs = {}
     for label, extra in (("raw", ()), ("smooth", ("--smooth", "--smooth-beta", 2))):
         rc, _, err = gtpt("predict", clip, "--out", tmp_path / label, "--no-flip", "--batch-size", 4, *extra)
@@ -276,12 +265,7 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     preds = json.loads((out / "predictions.json").read_text())
     np.testing.assert_allclose([p["bbox"] for p in preds], want[:, :4], atol=1e-2)
 
-    clip = tmp_path / "clip.mp4"
-    small = _small(img, 320)
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, small.shape[1::-1])
-    for i in range(3):
-        writer.write(np.roll(small, 8 * i, axis=1))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.mp4", _small(img, 320), frames=3, shift=8, fps=10.0)
     rc, _, err = gtpt("predict", clip, "--detector", YOLO, "--det-thr", 0.7, "--out", out, "--no-flip")
     assert rc == 0, err
     frames = json.loads((out / "clip.json").read_text())["frames"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests._inference_utils import person_image, visible_model, write_jpg
+from tests._inference_utils import person_image, visible_model, write_clip, write_jpg
 from gtpt.codec import SimCCCodec
 from gtpt.inference.crops import box_to_crop, make_input
 from gtpt.inference.io import InputError
@@ -171,12 +171,7 @@ def test_predict_video_tracks_and_smooths(predictor, tmp_path):
     from gtpt.inference.smoothing import KeypointSmoother
     from gtpt.inference.tracking import PoseTracker
     from gtpt.inference.video import VideoReader
-    img = cv2.resize(person_image(), (160, 213))
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 8.0, img.shape[1::-1])
-    for i in range(5):
-        writer.write(np.roll(img, 3 * i, axis=1))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.mp4", cv2.resize(person_image(), (160, 213)), frames=5, shift=3, fps=8.0)
     with VideoReader(clip) as reader:
         decoded = list(reader)
     tracker, smoother = PoseTracker(), KeypointSmoother()
