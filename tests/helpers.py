@@ -137,3 +137,12 @@ def make_coco_dataset(root, num_images: int = 4, people_per_image: int = 2, num_
     path = root / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": [cat]}))
     return path
+
+
+def has_flex_attention() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
+
+
+# FlexAttention arrived in torch 2.5; the package runs on 2.3 without it
+needs_flex = pytest.mark.skipif(not has_flex_attention(), reason="FlexAttention needs torch >= 2.5")

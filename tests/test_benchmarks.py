@@ -7,6 +7,10 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
+from torch.torch_version import TorchVersion
+
+from tests.helpers import needs_flex
 
 
 
@@ -29,7 +33,6 @@ def test_mode_names():
 
 
 def test_autotune_compiles_unlocked_only_when_timings_wait_for_everyone():
-    import torch
     model, cpu = model_speed.build_model("gtpt-t-body").eval(), torch.device("cpu")
     unlocked = lambda mode, lock: model_speed.make_runner(model, mode, cpu, lock_compile=lock).compile_unlocked  # noqa: E731
     assert unlocked("graph-bf16w", True) and unlocked("autotune-bf16w", False)   # compiled lazily: no compile here
@@ -51,6 +54,7 @@ def test_eager_rows_check_and_profile(tmp_path, capsys):
     assert len((tmp_path / "rows.txt").read_text().splitlines()) == 4   # machine, header, 2 rows
 
 
+@needs_flex
 def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys):
     import torch._inductor.config as inductor_config
     with inductor_config.patch(conv_1x1_as_mm=False):   # config.patch restores it (monkeypatch would delete it)
@@ -94,6 +98,8 @@ def test_cpu_paths_times_every_path_on_the_same_outputs(tmp_path, capsys):
     assert all(float(r[-1]) < 1e-4 for r in rows.values())   # max |Δ| against the nchw logits
 
 
+@pytest.mark.skipif(TorchVersion(torch.__version__) < "2.5", reason="torch 2.3 and 2.4's math SDPA kernel "
+                    "rounds bf16 softmax more (max error 0.14 here); the ranking below holds from 2.13 on at least")
 def test_attention_precision_ranks_the_kernels(capsys):
     precision = _load("attention_precision")
     assert precision.main(["--device", "cpu", "--batch", "2", "--lengths", "257", "20:31", "--sharpness", "4"]) == 0
@@ -106,7 +112,6 @@ def test_attention_precision_ranks_the_kernels(capsys):
 
 
 def test_attention_drift_picks_layers_and_scores_outputs(tmp_path, capsys):
-    import torch
     drift = _load("attention_drift")
     ref = (torch.randn(2, 17, 384), torch.randn(2, 17, 512))
     assert drift.drift(ref, ref) == (0.0, 0.0, 1.0)

@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from torch.torch_version import TorchVersion
 
 from gtpt.cli import main
 from gtpt.export import INPUT_NAME, ExportError, export_onnx, read_onnx_config
@@ -63,6 +64,7 @@ def check_exported_graph(result, model, name, keep_rates):
         assert np.abs(default[0].numpy() - got[0]).max() > 1e-3
 
 
+@pytest.mark.skipif(TorchVersion(torch.__version__) < "2.6", reason="the torch.export-based exporter needs torch >= 2.6")
 def test_torch_export_based_exporter_when_the_tracer_is_gone(tmp_path, monkeypatch, capsys):
     """PyTorch deprecated its TorchScript tracer (torch 2.9). Where it fails or is gone, "auto" uses the
     torch.export-based exporter, and that graph passes the same checks as the tracer's."""

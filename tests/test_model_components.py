@@ -15,6 +15,7 @@ from gtpt.models.pruning import softmax_pool, top_tokens
 from gtpt.models.stem import concat_shuffle
 
 from .conftest import load_official_fixture
+from tests.helpers import needs_flex
 
 
 def test_sine_table_equals_reference_table():
@@ -315,7 +316,7 @@ def test_depthwise_taps_deployment_copy_keeps_outputs_and_compiles():
     torch.testing.assert_close(compiled.float(), stem, rtol=0.02, atol=0.02 * stem.abs().max().item())
 
 
-@pytest.mark.parametrize("kernel", ["flex", "sdpa-split"])
+@pytest.mark.parametrize("kernel", [pytest.param("flex", marks=needs_flex), "sdpa-split"])
 def test_attention_kernels_give_the_same_outputs(kernel):
     from gtpt.models.attention import set_attention_kernel
     torch.manual_seed(0)
@@ -332,6 +333,7 @@ def test_attention_kernels_give_the_same_outputs(kernel):
         set_attention_kernel(model, "xformers")
 
 
+@needs_flex
 def test_attention_kernel_by_layer_set():
     from gtpt.models.attention import GroupAttention, set_attention_kernel
     model = build_model("gtpt-t-body")
@@ -363,6 +365,7 @@ def test_split_attention_splits_257_rows_and_matches(monkeypatch):
     torch.testing.assert_close(out, sdpa(q, k, v, scale=0.1))
 
 
+@needs_flex
 def test_flex_attention_compiles_for_group_attention():
     """Under torch.compile FlexAttention becomes a generated kernel; the group layout (a strided
     query view, keys longer than queries) must compile and match the library kernel."""

@@ -24,6 +24,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.torch_version import TorchVersion
+
+from .models.attention import set_attention_kernel
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits_x", "logits_y")
@@ -82,6 +85,10 @@ def _export_kwargs(**kwargs) -> dict:
 
 
 def _trace_torchscript(wrapper, dummy, path: Path, opset: int, dynamic_batch: bool) -> None:
+    if TorchVersion(torch.__version__) < "2.5":
+        # torch 2.3-2.4's tracer fails on scaled_dot_product_attention with a float scale; the
+        # spelled-out attention is the same maths (the wrapper holds a private copy of the model)
+        set_attention_kernel(wrapper.model, "plain")
     axes = {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
     with warnings.catch_warnings():
         # token counts are Python ints fixed by the keep rates: the tracer's "treated as a

@@ -49,7 +49,7 @@ def add_arguments(p):
                         "less jitter, a little lag on fast moves")
     p.add_argument("--smooth-cutoff", type=float, default=DEFAULT_MIN_CUTOFF, metavar="HZ",
                    help="--smooth: cut-off frequency for still joints (lower: smoother) (default: %(default)g)")
-    p.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA,
+    p.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="BETA",
                    help="--smooth: how fast the cut-off rises with speed, per person size per second "
                         "(higher: less lag) (default: %(default)g)")
     p.add_argument("--show-pruning", action="store_true",

@@ -168,7 +168,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(ckpt["ema"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.load_state_dict({**ckpt["scheduler"], "milestones": Counter(ckpt["scheduler"]["milestones"])})
         self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         self.global_step = int(ckpt["global_step"])
@@ -192,7 +192,8 @@ class Trainer:
             "model": unwrap_model(self.model).state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            # milestones as a dict: torch < 2.4 loads no collections.Counter with weights_only=True
+            "scheduler": {**self.scheduler.state_dict(), "milestones": dict(self.scheduler.milestones)},
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "epochs": self.exp.train.epochs, "elapsed_s": self.elapsed_s,

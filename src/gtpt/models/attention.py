@@ -144,7 +144,8 @@ def set_attention_kernel(model: nn.Module, kernel: str, layers: str = "all") -> 
         raise ValueError(f"unknown attention layer set {layers!r}; choose from {LAYER_SETS}")
     if kernel == "flex":
         try:
-            import torch.nn.attention.flex_attention  # noqa: F401
+            # (`import torch.nn...` here would make `torch` a local name, unbound in the except clause)
+            from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
         except ImportError as e:
             raise RuntimeError(f"FlexAttention needs torch >= 2.5 (this is {torch.__version__})") from e
     for m in model.modules():
