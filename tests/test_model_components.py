@@ -377,3 +377,12 @@ def test_flex_attention_compiles_for_group_attention():
         ref, _ = ga(x)
         out, _ = torch.compile(set_attention_kernel(ga, "flex"), dynamic=False)(x)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_flex_attention_missing_says_which_torch(monkeypatch):
+    """torch < 2.5 has no FlexAttention: a clear error, not a NameError from the error path."""
+    import sys
+    from gtpt.models.attention import set_attention_kernel
+    monkeypatch.setitem(sys.modules, "torch.nn.attention.flex_attention", None)   # as if absent
+    with pytest.raises(RuntimeError, match=r"FlexAttention needs torch >= 2.5 \(this is "):
+        set_attention_kernel(build_model("gtpt-t-body"), "flex")
