@@ -79,7 +79,7 @@ def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = 
 
 
 def _export_kwargs(**kwargs) -> dict:
-    """The keywords this torch's `torch.onnx.export` knows (`dynamo=` arrived in 2.5, `external_data=` later)."""
+    """The keywords this torch's `torch.onnx.export` knows (`dynamo=` arrived in 2.4, `external_data=` later)."""
     known = inspect.signature(torch.onnx.export).parameters
     return {k: v for k, v in kwargs.items() if k in known}
 
