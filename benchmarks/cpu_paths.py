@@ -4,6 +4,7 @@
     python benchmarks/cpu_paths.py --batch 64 --precision bf16 --micro-batches 4 8 16
     python benchmarks/cpu_paths.py --model gtpt-b-body --batch 16 --no-onnxruntime
     python benchmarks/cpu_paths.py --batch 1 --exporters torchscript dynamo   # the two ONNX exporters' graphs
+    python benchmarks/cpu_paths.py --batch 32 --int8                   # + the int8-quantized graph
 
 Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random input):
   nchw             contiguous layout, the whole batch in one forward (the Predictor's CPU path before
@@ -12,7 +13,8 @@ Rows (all run the BatchNorm-folded deployment copy, pruning on, the same random 
   cl/mbN           channels-last, N images per forward (`TorchRunner`'s CPU default is
                    gtpt.inference.backends.CPU_MICRO_BATCH)
   onnxruntime      the exported graph (float32 only), the whole batch at once; with --exporters both,
-                   one row per ONNX exporter (onnxruntime/torchscript, onnxruntime/dynamo)
+                   one row per ONNX exporter (onnxruntime/torchscript, onnxruntime/dynamo); with --int8
+                   also the int8-quantized graph (onnxruntime/int8; its max|Δ| is not a bug)
 Shared machines drift by 10-30 % within minutes, so the rows are timed in turn, sample by sample, and
 compared by their medians; each sample repeats its call for at least --min-seconds, since switching
 between torch's and onnxruntime's thread pools costs the first calls after a switch (at batch 1, timed
@@ -46,8 +48,9 @@ def torch_path(model, channels_last: bool, micro_batch, bf16: bool):
     return run
 
 
-def onnx_path(model, cache_dir, threads, exporter):
-    runner = OnnxRunner(cached_onnx(model, model.keep_rates, cache_dir=cache_dir, exporter=exporter), threads=threads)
+def onnx_path(model, cache_dir, threads, exporter, int8=False):
+    runner = OnnxRunner(cached_onnx(model, model.keep_rates, cache_dir=cache_dir, exporter=exporter, int8=int8),
+                        threads=threads)
     return lambda x: list(runner(x.numpy()))
 
 
@@ -64,6 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--onnx-cache", help="folder for the exported graph (default: gtpt's cache)")
     p.add_argument("--exporters", nargs="+", choices=EXPORTERS, default=["auto"],
                    help="ONNX exporters for the onnxruntime rows (gtpt.export.EXPORTERS)")
+    p.add_argument("--int8", action="store_true", help="also the int8-quantized onnxruntime graph")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -77,6 +81,8 @@ def main(argv=None) -> int:
             for e in args.exporters:
                 name = "onnxruntime" if len(args.exporters) == 1 else f"onnxruntime/{e}"
                 rows[name] = onnx_path(model, args.onnx_cache, args.threads, e)
+            if args.int8:
+                rows["onnxruntime/int8"] = onnx_path(model, args.onnx_cache, args.threads, args.exporters[0], int8=True)
         except ImportError as e:
             print(f"onnxruntime row skipped: {e}", file=sys.stderr)
     x = torch.randn(args.batch, 3, *model.cfg.image_size)

@@ -159,3 +159,17 @@ def test_smoothing_benchmark_generated_part(capsys):
     # a higher beta lags less on fast moves and smooths still joints less
     assert rows["1 Hz, beta 64, d 4 Hz"][3] < default[3] < rows["1 Hz, beta 4, d 4 Hz"][3]
     assert rows["1 Hz, beta 4, d 4 Hz"][0] < default[0] < rows["1 Hz, beta 64, d 4 Hz"][0]
+
+
+def test_onnx_accuracy_benchmark_scores_three_runtimes(capsys):
+    """Demo weights on tests/data/mini_sample: PyTorch and the float32 graph score the same AP."""
+    sample = Path(__file__).resolve().parent / "data" / "mini_sample"
+    accuracy = _load("onnx_accuracy")
+    assert accuracy.main(["--ann", str(sample / "person_keypoints.json"), "--images", str(sample / "images")]) == 0
+    rows = {line[:18].strip(): line[18:].split() for line in capsys.readouterr().out.splitlines()[2:5]}
+    assert list(rows) == ["pytorch fp32", "onnxruntime fp32", "onnxruntime int8"]
+    ap = {k: float(v[0]) for k, v in rows.items()}
+    assert ap["pytorch fp32"] == ap["onnxruntime fp32"] > 30          # the demo weights find these people
+    assert abs(ap["onnxruntime int8"] - ap["onnxruntime fp32"]) < 5
+    assert float(rows["onnxruntime int8"][2]) < 0.5 * float(rows["onnxruntime fp32"][2])   # file MB
+    assert len({v[1] for v in rows.values()}) == 1                    # the same people scored

@@ -2,6 +2,7 @@
 onnxruntime backend, and `gtpt export`."""
 from __future__ import annotations
 
+import collections
 import functools
 import sys
 
@@ -157,3 +158,33 @@ def test_export_without_weights_uses_the_demo_weights(tmp_path, monkeypatch, cap
     want = load_model(DEMO_WEIGHTS).eval()(torch.from_numpy(x))
     for got, ref in zip(runner(x), want):
         np.testing.assert_allclose(got.numpy(), ref.detach().numpy(), atol=1e-4)
+
+
+def test_int8_export(tmp_path, monkeypatch, capsys):
+    """--int8: the matrix products become int8 (dynamic), convolutions stay float32, the config
+    travels in the file, and the Predictor's joints stay where the float32 graph puts them."""
+    model = visible_model("gtpt-t-body")
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", verbose=False)
+    int8 = export_onnx(model, tmp_path / "int8.onnx", int8=True, verbose=False)
+    assert fp32.int8_shift_px is None and int8.max_abs_diff == fp32.max_abs_diff   # float32 verified first
+    median, worst = int8.int8_shift_px
+    assert 0 <= median <= worst and median <= 1.0
+    ops = collections.Counter(n.op_type for n in onnx.load(str(int8.path)).graph.node)
+    ref_ops = collections.Counter(n.op_type for n in onnx.load(str(fp32.path)).graph.node)
+    assert ops["MatMulInteger"] == ops["DynamicQuantizeLinear"] > 0 and ops["ConvInteger"] == 0
+    assert ops["Conv"] == ref_ops["Conv"] and ops["TopK"] == ref_ops["TopK"]      # pruning untouched
+    assert int8.path.stat().st_size < 0.5 * fp32.path.stat().st_size
+    assert read_onnx_config(int8.path).name == "gtpt-t-body"
+    assert {p.key: p.value for p in onnx.load(str(int8.path)).metadata_props}["quantization"].startswith("int8")
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["fp32.onnx", "int8.onnx"]   # no temporary left
+
+    img = person_image()
+    ref, got = Predictor(str(fp32.path)).predict(img)[0], Predictor(str(int8.path)).predict(img)[0]
+    moved = np.hypot(*(ref.keypoints[:, :2] - got.keypoints[:, :2]).T)
+    assert np.median(moved) <= 2.0                                   # image pixels, a 420x560 photo
+
+    monkeypatch.setattr(sys, "argv", ["gtpt"])
+    weights = save_model(model, tmp_path / "w.safetensors")
+    assert main(["export", "--weights", str(weights), "--int8", "--out", str(tmp_path / "cli.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "int8: decoded joints moved" in out and "torchscript exporter, int8)" in out

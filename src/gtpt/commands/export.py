@@ -1,10 +1,11 @@
-"""gtpt export [--weights FILE] --format onnx [--keep-rates R R R R] [--out FILE] [--opset N] [--exporter E]
+"""gtpt export [--weights FILE] --format onnx [--keep-rates R R R R] [--out FILE] [--opset N] [--exporter E] [--int8]
 
 Without --weights: the shipped demo weights (or an untrained preset named by --model), as predict.
 
 The graph includes pruning (token counts fixed by the keep rates); the batch axis is dynamic
 unless --no-dynamic-batch. Every export is verified against PyTorch and the difference printed.
---exporter picks PyTorch's TorchScript tracer or its torch.export-based exporter (see gtpt.export).
+--exporter picks PyTorch's TorchScript tracer or its torch.export-based exporter; --int8 quantizes
+the matrix products (see gtpt.export).
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def add_arguments(p):
     p.add_argument("--exporter", choices=EXPORTERS, default="auto",
                    help="PyTorch's TorchScript tracer, its torch.export-based exporter (torch >= 2.6, "
                         "needs onnxscript), or auto: the tracer, else torch.export (default: %(default)s)")
+    p.add_argument("--int8", action="store_true",
+                   help="quantize the matrix products to int8 (onnxruntime dynamic quantization): "
+                        "a smaller file, faster on CPUs, joints within about a pixel")
 
 
 def run(args) -> int:
@@ -43,11 +47,11 @@ def run(args) -> int:
     out = Path(args.out or (Path(args.weights).with_suffix(".onnx").name if args.weights else f"{model.cfg.name}.onnx"))
     try:
         result = export_onnx(model, out, keep_rates=args.keep_rates, dynamic_batch=args.dynamic_batch,
-                             opset=args.opset, exporter=args.exporter)
+                             opset=args.opset, exporter=args.exporter, int8=args.int8)
     except (ExportError, ImportError) as e:
         print(f"gtpt export: error: {e}", file=sys.stderr)
         return 1
     batch = "dynamic batch" if args.dynamic_batch else "batch 1"
     print(f"wrote {result.path} ({model.cfg.name}, keep rates {list(result.keep_rates)}, {batch}, opset {result.opset}, "
-          f"{result.exporter} exporter)")
+          f"{result.exporter} exporter{', int8' if args.int8 else ''})")
     return 0

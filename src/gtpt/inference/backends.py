@@ -124,8 +124,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("GTPT_CACHE_DIR") or Path.home() / ".cache" / "gtpt")
 
 
-def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int = 17, exporter: str = "auto") -> Path:
-    """Export `model` once per (weights, keep rates, opset, exporter, torch version, model code) and reuse the file."""
+def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int = 17, exporter: str = "auto",
+                int8: bool = False) -> Path:
+    """Export `model` once per (weights, keep rates, opset, exporter, int8, torch version, model code) and reuse the file."""
     from ..export import export_onnx
     h = hashlib.sha256()
     # the graph is traced from the code: a changed forward (or module form) must not reuse an old file
@@ -136,11 +137,11 @@ def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int =
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
-    h.update(repr((tuple(keep_rates), opset, exporter, torch.__version__, model.cfg.name)).encode())
+    h.update(repr((tuple(keep_rates), opset, exporter, int8, torch.__version__, model.cfg.name)).encode())
     path = Path(cache_dir or default_cache_dir()) / "onnx" / f"{model.cfg.name}-{h.hexdigest()[:16]}.onnx"
     if not path.is_file():
         tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.onnx")
-        export_onnx(model, tmp, keep_rates=keep_rates, opset=opset, exporter=exporter, verbose=False)
+        export_onnx(model, tmp, keep_rates=keep_rates, opset=opset, exporter=exporter, int8=int8, verbose=False)
         os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
     return path
 
