@@ -144,30 +144,30 @@ def _photo_crops(cfg) -> np.ndarray:
 
 
 def _quantize_int8(path: Path, cfg) -> tuple[float, float]:
-    """Quantize the float32 graph at `path` in place (int8 matrix products, dynamic activations).
+    """Replace the float32 graph at `path` by its int8 form (int8 matrix products, dynamic activations).
 
     Returns the (median, max) distance, in input pixels, between the joints the two graphs decode
-    (argmax) on the demo photo and its mirror image.
+    (argmax) on the demo photo and its mirror image. On failure `path` keeps the float32 graph.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32 = path.with_name(f".{path.stem}.fp32.{os.getpid()}.onnx")
-    os.replace(path, fp32)
+    tmp = path.with_name(f".{path.stem}.int8.{os.getpid()}.onnx")
     try:
         logging.disable(logging.WARNING)   # its "consider pre-processing" advice (no faster here) goes to the root logger
         try:
-            quantize_dynamic(fp32, path, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            quantize_dynamic(path, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
         finally:
             logging.disable(logging.NOTSET)
-        proto = onnx.load(str(path))   # the metadata (config, keep rates) comes across; say what was done
+        proto = onnx.load(str(tmp))   # the metadata (config, keep rates) comes across; say what was done
         proto.metadata_props.add(key="quantization", value="int8 dynamic (MatMul)")
-        onnx.save(proto, str(path))
-        x = _photo_crops(cfg)
-        ref = _session(str(fp32)).run(list(OUTPUT_NAMES), {INPUT_NAME: x})
-        got = _session(str(path)).run(list(OUTPUT_NAMES), {INPUT_NAME: x})
+        onnx.save(proto, str(tmp))
+        crops = _photo_crops(cfg)[:, None]   # one at a time: the graph may take batch 1 only
+        ref, got = ([np.concatenate(o) for o in zip(*(sess.run(list(OUTPUT_NAMES), {INPUT_NAME: x}) for x in crops))]
+                    for sess in (_session(str(path)), _session(str(tmp))))
+        os.replace(tmp, path)
     finally:
-        fp32.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     moved = np.hypot(*[(a.argmax(-1) - b.argmax(-1)) / cfg.split_ratio for a, b in zip(got, ref)])   # [2, K]
     return float(np.median(moved)), float(moved.max())
 
