@@ -192,7 +192,7 @@ class Trainer:
             "model": unwrap_model(self.model).state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
             "optimizer": self.optimizer.state_dict(),
-            # milestones as a dict: torch < 2.4 loads no collections.Counter with weights_only=True
+            # milestones as a dict: torch 2.3 (checked) loads no collections.Counter with weights_only=True
             "scheduler": {**self.scheduler.state_dict(), "milestones": dict(self.scheduler.milestones)},
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
