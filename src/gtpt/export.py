@@ -86,7 +86,8 @@ def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = 
 
 
 def _export_kwargs(**kwargs) -> dict:
-    """The keywords this torch's `torch.onnx.export` knows (`dynamo=` arrived in 2.4, `external_data=` later)."""
+    """The keywords this torch's `torch.onnx.export` knows (`dynamo=` arrived in 2.4, `external_data=` and
+    `dynamic_shapes=` later)."""
     known = inspect.signature(torch.onnx.export).parameters
     return {k: v for k, v in kwargs.items() if k in known}
 
@@ -108,8 +109,7 @@ def _trace_torchscript(wrapper, dummy, path: Path, opset: int, dynamic_batch: bo
 
 def _trace_dynamo(wrapper, dummy, path: Path, opset: int, dynamic_batch: bool) -> None:
     """opset: at least 18, the oldest this exporter writes."""
-    known = inspect.signature(torch.onnx.export).parameters
-    if "dynamic_shapes" not in known:
+    if not _export_kwargs(dynamic_shapes=None):
         raise ExportError(f"the torch.export-based ONNX exporter needs torch >= 2.6 (this is {torch.__version__})")
     try:
         import onnxscript  # noqa: F401  (the exporter imports it lazily and fails less clearly)

@@ -206,7 +206,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
         _err(f"skipped: {e}")
         return 0
     frames_json = []
-    smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else False
+    smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
     bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
     try:
         with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
@@ -220,8 +220,7 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
         return 0
     finally:
         bar.close()
-    smoothing = None if not smoother else {"filter": "one-euro", "min_cutoff": args.smooth_cutoff,
-                                           "beta": args.smooth_beta}
+    smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
     write_json(out / f"{name}.json", {"video": str(path), "fps": reader.fps, "num_joints": predictor.num_joints,
                                       "smoothing": smoothing, "frames": frames_json})
     print(f"{path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")

@@ -13,6 +13,7 @@ argmax decode -> back-projection. Crops from many images share one forward of up
 """
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from pathlib import Path
@@ -252,24 +253,16 @@ class Predictor:
         reader = video if isinstance(video, VideoReader) else VideoReader(video)
         tracker = tracker if tracker is not None else PoseTracker()
         smoother = KeypointSmoother() if smooth is True else (smooth or None)
-        step, index, batch = max(1, int(frames_per_step)), 0, []
-        frames = iter(reader)
+        step, index, frames = max(1, int(frames_per_step)), 0, iter(reader)
         try:
-            while True:
-                frame = next(frames, None)
-                if frame is not None:
-                    batch.append(frame)
-                if batch and (frame is None or len(batch) == step):
-                    for img, people in zip(batch, self.predict_batch(batch)):
-                        t = index / reader.fps
-                        people = tracker.update(people)
-                        if smoother is not None:
-                            people = smoother.update(people, t)
-                        yield VideoFrame(index, t, img, people)
-                        index += 1
-                    batch = []
-                if frame is None:
-                    return
+            while batch := list(itertools.islice(frames, step)):
+                for img, people in zip(batch, self.predict_batch(batch)):
+                    t = index / reader.fps
+                    people = tracker.update(people)
+                    if smoother is not None:
+                        people = smoother.update(people, t)
+                    yield VideoFrame(index, t, img, people)
+                    index += 1
         finally:
             if reader is not video:   # opened here, closed here
                 reader.close()
