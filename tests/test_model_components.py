@@ -218,6 +218,42 @@ def test_batchnorm_folding_keeps_outputs(name):
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == (2 if "-b-" in name else 0)
 
 
+def test_depthwise_bias_moves_into_the_next_1x1_conv_only():
+    """dw -> BN -> 1x1: the bias moves (same outputs in float64); dw -> ReLU -> 1x1 and dw -> 3x3 keep it."""
+    from gtpt.models.fusion import _fold_sequential, fuse_for_inference
+    torch.manual_seed(0)
+    model = build_model("gtpt-t-body").eval()
+    _randomise_norms(model)
+    model.double()
+    for m in model.stem.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.bias.data.normal_(0, 0.5)   # large enough that a lost bias shows
+    x = torch.randn(1, 3, 256, 192, dtype=torch.float64)
+    with torch.no_grad():
+        ref = model(x)
+        fuse_for_inference(model)
+        out = model(x)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(ref, out))
+    depthwise = [m for m in model.stem.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert len(depthwise) == 2 + 3 and all(m.bias is None for m in depthwise)   # stride-2 unit: 2, stride-1: 1
+
+    def biased(*layers):
+        seq = torch.nn.Sequential(*layers).double().eval()
+        for m in seq:
+            if isinstance(m, torch.nn.Conv2d):
+                m.bias.data.normal_(0, 0.5)
+        x = torch.randn(1, 4, 6, 5, dtype=torch.float64)
+        with torch.no_grad():
+            ref = seq(x)
+            _fold_sequential(seq)
+            return seq, torch.allclose(ref, seq(x), atol=1e-12)
+
+    dw = lambda: torch.nn.Conv2d(4, 4, 3, 1, 1, groups=4)   # noqa: E731
+    for layers in ((dw(), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1)), (dw(), torch.nn.Conv2d(4, 4, 3, 1, 1))):
+        seq, same = biased(*layers)
+        assert same and seq[0].bias is not None
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_concat_shuffle_equals_cat_then_shuffle(channels_last):
     a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
