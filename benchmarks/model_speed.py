@@ -10,10 +10,7 @@ fp32; bf16 (fp32 weights under autocast); bf16w (pure bf16: bfloat16 weights and
 Every mode runs a BatchNorm-folded deployment copy, channels-last unless --memory-format contiguous;
 --sdpa-backend allows only one attention kernel family (CUDA); --input-channels 8 widens the first
 convolution (zero weights) so that cuDNN can use its tensor-core kernels; --space-to-depth runs it as a
-2x2 convolution over 2x2 pixel blocks (16 channels) instead, --space-to-depth im2col as a 1x1
-convolution over each output's four blocks (64 channels: a matrix product); --depthwise-taps writes the stem's
-depthwise convolutions as shifted multiply-adds (compiled: one generated kernel each, bias included,
-instead of cuDNN's depthwise kernel and a bias pass); --attention flex swaps
+2x2 convolution over 2x2 pixel blocks (16 channels) instead; --attention flex swaps
 scaled_dot_product_attention for FlexAttention (compiled modes: a generated Triton kernel), and
 --attention sdpa-split splits 257 query rows into 1 + 256 (see gtpt.models.attention);
 --attention-layers self|group uses that kernel in those layers only (the others run sdpa);
@@ -172,12 +169,11 @@ class Runner(NamedTuple):
 
 
 def make_runner(model, mode: str, device: torch.device, channels_last: bool = True,
-                input_channels: int = 3, space_to_depth: bool | str = False, attention: str = "sdpa",
-                attention_layers: str = "all", lock_compile: bool = True, depthwise_taps: bool = False,
-                micro_batch: int | None = None) -> Runner:
+                input_channels: int = 3, space_to_depth: bool = False, attention: str = "sdpa",
+                attention_layers: str = "all", lock_compile: bool = True, micro_batch: int | None = None) -> Runner:
     kind, precision = parse_mode(mode)
     model = deployment_copy(model, device, channels_last=channels_last, input_channels=input_channels,
-                            space_to_depth=space_to_depth, depthwise_taps=depthwise_taps)
+                            space_to_depth=space_to_depth)
     set_attention_kernel(model, attention, attention_layers)
     dtype = torch.float32
     if precision == "bf16w":
@@ -287,11 +283,8 @@ def main(argv=None) -> int:
                    help="model and input layout (channels_last: faster convolutions on CPU and GPU)")
     p.add_argument("--input-channels", type=int, default=3,
                    help="widen the first convolution to this many inputs (zero weights, same outputs)")
-    p.add_argument("--space-to-depth", nargs="?", const="blocks", choices=("blocks", "im2col"),
-                   help="run the first convolution over 2x2 pixel blocks (same outputs); im2col: as a 1x1 "
-                        "convolution over each output's four blocks")
-    p.add_argument("--depthwise-taps", action="store_true",
-                   help="the stem's depthwise convolutions as shifted multiply-adds (same outputs)")
+    p.add_argument("--space-to-depth", action="store_true",
+                   help="run the first convolution over 2x2 pixel blocks (same outputs)")
     p.add_argument("--patch-embed", choices=PATCH_EMBED_FORMS, default="conv",
                    help="patch embedding as a strided convolution (default) or, as the official code computes "
                         "it, a copy into patch order and a matrix product (gtpt.models.patch_embed)")
@@ -330,12 +323,10 @@ def main(argv=None) -> int:
     except ValueError as e:
         p.error(str(e))
     channels_last = args.memory_format == "channels_last"
-    space_to_depth = {None: False, "blocks": True, "im2col": "im2col"}[args.space_to_depth]   # deployment_copy's
     variant = (f"/{args.sdpa_backend}" if args.sdpa_backend != "auto" else "") \
         + ("" if channels_last else "/nchw") \
         + (f"/c{args.input_channels}" if args.input_channels != 3 else "") \
-        + {None: "", "blocks": "/s2d", "im2col": "/s2d-im2col"}[args.space_to_depth] \
-        + ("/dwtaps" if args.depthwise_taps else "") \
+        + ("/s2d" if args.space_to_depth else "") \
         + (f"/mb{args.micro_batch}" if args.micro_batch else "") \
         + (f"/pe-{args.patch_embed}" if args.patch_embed != "conv" else "") \
         + (f"/{args.attention}" if args.attention != "sdpa" else "") \
@@ -359,9 +350,9 @@ def main(argv=None) -> int:
         model.patch_embed.form = args.patch_embed
         inputs, refs = {}, {}
         for mode in args.modes:
-            runner = make_runner(model, mode, device, channels_last, args.input_channels, space_to_depth,
+            runner = make_runner(model, mode, device, channels_last, args.input_channels, args.space_to_depth,
                                  args.attention, args.attention_layers, lock_compile=args.gpu_lock_wait <= 1,
-                                 depthwise_taps=args.depthwise_taps, micro_batch=args.micro_batch)
+                                 micro_batch=args.micro_batch)
             for b in args.batch:
                 if b not in inputs:
                     inputs[b] = torch.randn(b, 3, *model.cfg.image_size).to(device).contiguous(

@@ -64,14 +64,13 @@ def test_variant_flags_keep_outputs_and_label_rows(tmp_path, capsys):
 def _variant_flags(tmp_path, capsys, inductor_config):
     lock = str(tmp_path / "lock")
     (tmp_path / "lock.ready").write_text("x\n")        # another process has compiled already
-    assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth", "im2col",
-                             "--depthwise-taps",
+    assert model_speed.main(["--batch", "1", "--modes", "eager-fp32", "--check", "--space-to-depth",
                              "--attention", "flex", "--attention-layers", "group",
                              "--gpu-lock", lock, "--gpu-lock-wait", "2",
                              "--inductor", "conv_1x1_as_mm=True",
                              "--warmup", "0", "--repeats", "1", "--min-seconds", "0"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("gtpt-t-body")]
-    assert [r[1] for r in rows] == ["eager-fp32/s2d-im2col/dwtaps/flex@group/conv_1x1_as_mm=True"]
+    assert [r[1] for r in rows] == ["eager-fp32/s2d/flex@group/conv_1x1_as_mm=True"]
     assert inductor_config.conv_1x1_as_mm is True
     assert float(rows[0][-2]) < 1e-4                  # same outputs as the plain deployment copy (max |Δ|)
     assert (tmp_path / "lock.ready").read_text() == "x\nx\n"   # signed in, then timed (2 of 2 ready)

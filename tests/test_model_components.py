@@ -285,14 +285,12 @@ def test_space_to_depth_conv_equals_strided_conv(size):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 64, 3, 2, 1).double()
     x = torch.randn(2, 3, *size, dtype=torch.float64)
-    s2d, im2col = SpaceToDepthConv(conv), SpaceToDepthConv(conv, im2col=True)
+    s2d = SpaceToDepthConv(conv)
     assert s2d.conv.in_channels == 16 and s2d.conv.kernel_size == (2, 2)
-    assert im2col.conv.in_channels == 64 and im2col.conv.kernel_size == (1, 1)
     with torch.no_grad():
-        ref, out, out_mm = conv(x), s2d(x), im2col(x)
-    assert out.shape == out_mm.shape == ref.shape
+        ref, out = conv(x), s2d(x)
+    assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
-    torch.testing.assert_close(out_mm, ref, rtol=0, atol=1e-12)
 
 
 def test_space_to_depth_rejects_other_convolutions():
@@ -309,47 +307,11 @@ def test_space_to_depth_deployment_copy_keeps_stem_outputs(name):
     x = torch.randn(2, 3, 256, 192)
     with torch.no_grad():
         ref = deployment_copy(model).stem.conv1(x)
-        for form in (True, "im2col"):
-            s2d = deployment_copy(model, space_to_depth=form, channels_last=True)
-            out = s2d.stem.conv1(x.contiguous(memory_format=torch.channels_last))
-            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
+        s2d = deployment_copy(model, space_to_depth=True, channels_last=True)
+        out = s2d.stem.conv1(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5 * ref.abs().max().item())
     with pytest.raises(ValueError, match="one form"):
         deployment_copy(model, input_channels=8, space_to_depth=True)
-    with pytest.raises(ValueError, match="im2col"):
-        deployment_copy(model, space_to_depth="gemm")
-
-
-@pytest.mark.parametrize("stride,size,bias", [(1, (8, 6), True), (1, (9, 7), False), (2, (8, 6), True),
-                                             (2, (9, 7), True)])
-def test_depthwise_taps_equal_the_depthwise_convolution(stride, size, bias):
-    from gtpt.models.fusion import DepthwiseTaps
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(6, 6, 3, stride, 1, groups=6, bias=bias).double()
-    x = torch.randn(2, 6, *size, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        ref, out = conv(x), DepthwiseTaps(conv)(x)
-    assert out.shape == ref.shape and out.dtype == ref.dtype
-    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="depthwise"):
-        DepthwiseTaps(torch.nn.Conv2d(6, 6, 3, 1, 1, groups=3))
-
-
-def test_depthwise_taps_deployment_copy_keeps_outputs_and_compiles():
-    from gtpt.models.fusion import DepthwiseTaps, deployment_copy
-    torch.manual_seed(0)
-    model = build_model("gtpt-t-body").eval()
-    _randomise_norms(model)
-    x = torch.randn(2, 3, 256, 192).contiguous(memory_format=torch.channels_last)
-    taps = deployment_copy(model, channels_last=True, space_to_depth=True, depthwise_taps=True)
-    depthwise = [m for m in model.stem.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
-    assert sum(isinstance(m, DepthwiseTaps) for m in taps.modules()) == len(depthwise) == 5
-    with torch.no_grad():
-        ref = deployment_copy(model)(x)
-        out = taps(x)
-        stem = deployment_copy(model).stem(x)
-        compiled = torch.compile(taps.stem.to(torch.bfloat16), dynamic=False)(x.bfloat16())   # one generated kernel each
-    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(ref, out))
-    torch.testing.assert_close(compiled.float(), stem, rtol=0.02, atol=0.02 * stem.abs().max().item())
 
 
 @pytest.mark.parametrize("kernel", [pytest.param("flex", marks=needs_flex), "sdpa-split"])

@@ -1,11 +1,11 @@
 """Deployment copies: BatchNorm folded into the neighbouring conv / linear layer, and optional
-GPU-friendlier forms of the stem's first and depthwise convolutions (same outputs).
+GPU-friendlier forms of the stem's first convolution (same outputs).
 
 An eval-mode BatchNorm is a per-channel affine map, so it can be absorbed into the weights
 of the layer before it (stem convs) or after it (the patch BatchNorm into the patch
 embedding); the stem's depthwise biases then move into the 1x1 convolutions after them. Outputs
-stay the same to float rounding; the model gets ~50 fewer passes over its largest feature maps. Training needs the real BatchNorm statistics, so this is for
-deployment copies only.
+stay the same to float rounding; the model gets ~55 fewer passes over its largest feature maps.
+Training needs the real BatchNorm statistics, so this is for deployment copies only.
 """
 from __future__ import annotations
 
@@ -115,12 +115,9 @@ class SpaceToDepthConv(nn.Module):
     Each output reads 2x2 blocks of the padded input; kernel taps outside the 3x3 window get zero
     weights. The image is padded to `pixel_channels` channels first, so the block convolution has
     4 * pixel_channels inputs (16 for RGB: a tensor-core friendly width, unlike 3).
-    im2col=True gathers each output's four blocks as channels (64 for RGB) and applies a 1x1
-    convolution: a plain matrix product, which inductor can run as a GEMM template with the bias
-    and ReLU fused (`conv_1x1_as_mm`) and the gather fused into its input loads.
     """
 
-    def __init__(self, conv: nn.Conv2d, pixel_channels: int = 4, im2col: bool = False):
+    def __init__(self, conv: nn.Conv2d, pixel_channels: int = 4):
         super().__init__()
         if conv.kernel_size != (3, 3) or conv.stride != (2, 2) or conv.padding != (1, 1) \
                 or conv.groups != 1 or conv.dilation != (1, 1):
@@ -128,7 +125,7 @@ class SpaceToDepthConv(nn.Module):
         out_c, in_c = conv.weight.shape[:2]
         if pixel_channels < in_c:
             raise ValueError(f"pixel_channels {pixel_channels} < the convolution's {in_c} inputs")
-        self.extra, self.im2col = pixel_channels - in_c, im2col
+        self.extra = pixel_channels - in_c
         self.conv = nn.Conv2d(4 * pixel_channels, out_c, 2, bias=conv.bias is not None).to(conv.weight)
         with torch.no_grad():
             w = conv.weight.new_zeros(out_c, pixel_channels, 4, 4)   # taps (2*block + offset), 3 used
@@ -138,85 +135,27 @@ class SpaceToDepthConv(nn.Module):
             self.conv.weight.copy_(w.reshape(out_c, 4 * pixel_channels, 2, 2))
             if conv.bias is not None:
                 self.conv.bias.copy_(conv.bias)
-        if im2col:   # the 2x2 kernel's taps (ky, kx) become channel groups, in forward's gather order
-            block = self.conv
-            self.conv = nn.Conv2d(16 * pixel_channels, out_c, 1, bias=block.bias is not None).to(conv.weight)
-            with torch.no_grad():
-                self.conv.weight.copy_(block.weight.permute(0, 2, 3, 1).reshape(out_c, -1, 1, 1))
-                if block.bias is not None:
-                    self.conv.bias.copy_(block.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]   # one zero row/column in front; behind, enough for whole blocks
-        x = F.pixel_unshuffle(F.pad(x, (1, 1 + w % 2, 1, 1 + h % 2, 0, self.extra)), 2)
-        if self.im2col:
-            ho, wo = x.shape[-2] - 1, x.shape[-1] - 1
-            x = torch.cat([x[..., ky:ky + ho, kx:kx + wo] for ky in (0, 1) for kx in (0, 1)], dim=1)
-        return self.conv(x)
+        return self.conv(F.pixel_unshuffle(F.pad(x, (1, 1 + w % 2, 1, 1 + h % 2, 0, self.extra)), 2))
 
 
-def space_to_depth_first_conv(model: GTPT, im2col: bool = False) -> GTPT:
+def space_to_depth_first_conv(model: GTPT) -> GTPT:
     """Replace the stem's first convolution by its space-to-depth form (`SpaceToDepthConv`); outputs
     are unchanged. A 3-channel convolution is a poor fit for GPU tensor cores (cuDNN ran it at a
     fraction of its memory speed on an H200); a 16-channel 2x2 one is a common shape."""
-    model.stem.conv1[0] = SpaceToDepthConv(model.stem.conv1[0], im2col=im2col)
-    return model
-
-
-class DepthwiseTaps(nn.Module):
-    """A depthwise convolution (one filter per channel) as k*k shifted multiply-adds in float32:
-    [B,C,H,W] -> [B,C,H',W'], the same outputs.
-
-    Eagerly this is slower than the library kernel. Under torch.compile the padding, the taps and
-    the bias become one generated kernel, so no separate bias pass follows; on a GPU that can beat
-    cuDNN's depthwise kernels, which are far from memory speed at the stem's 64 channels.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        c = conv.in_channels
-        if conv.groups != c or conv.out_channels != c or conv.dilation != (1, 1) \
-                or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
-            raise ValueError(f"DepthwiseTaps needs a depthwise convolution with numeric zero padding, got {conv}")
-        self.stride, self.padding = conv.stride, conv.padding
-        self.weight = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)   # [C, 1, kh, kw]
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (kh, kw), (sh, sw), (ph, pw) = self.weight.shape[-2:], self.stride, self.padding
-        ho, wo = (x.shape[-2] + 2 * ph - kh) // sh + 1, (x.shape[-1] + 2 * pw - kw) // sw + 1
-        acc = torch.promote_types(x.dtype, torch.float32)   # at least float32 sums: one rounding, as cuDNN
-        xp, w = F.pad(x, (pw, pw, ph, ph)).to(acc), self.weight.to(acc)
-        out = 0 if self.bias is None else self.bias.to(acc)[:, None, None]
-        for i in range(kh):
-            for j in range(kw):
-                out = out + xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] * w[:, 0, i, j, None, None]
-        return out.to(x.dtype)
-
-
-def depthwise_as_taps(model: GTPT) -> GTPT:
-    """Replace every depthwise convolution of the stem by `DepthwiseTaps`; outputs are unchanged."""
-    for seq in model.stem.modules():
-        for name, child in seq.named_children():
-            if isinstance(child, nn.Conv2d) and child.groups > 1 and child.groups == child.in_channels:
-                setattr(seq, name, DepthwiseTaps(child))
+    model.stem.conv1[0] = SpaceToDepthConv(model.stem.conv1[0])
     return model
 
 
 def deployment_copy(model: GTPT, device="cpu", channels_last: bool = False, input_channels: int = 3,
-                    space_to_depth: bool | str = False, depthwise_taps: bool = False) -> GTPT:
+                    space_to_depth: bool = False) -> GTPT:
     """A folded eval-mode copy on `device` (channels-last memory if asked; the first convolution
-    widened to `input_channels` if more than 3, or in space-to-depth form: True, or "im2col" for
-    its matrix-product variant; the depthwise convolutions as `DepthwiseTaps` if asked); `model`
-    is untouched."""
-    if space_to_depth not in (False, True, "im2col"):
-        raise ValueError(f"space_to_depth is False, True or 'im2col', got {space_to_depth!r}")
+    widened to `input_channels` if more than 3, or in space-to-depth form); `model` is untouched."""
     if space_to_depth and input_channels != 3:
         raise ValueError("choose one form for the first convolution: input_channels or space_to_depth")
     out = fuse_for_inference(copy.deepcopy(model).eval())
-    out = space_to_depth_first_conv(out, im2col=space_to_depth == "im2col") if space_to_depth \
-        else pad_input_channels(out, input_channels)
-    if depthwise_taps:
-        out = depthwise_as_taps(out)
+    out = space_to_depth_first_conv(out) if space_to_depth else pad_input_channels(out, input_channels)
     out = out.to(device)
     return out.to(memory_format=torch.channels_last) if channels_last else out
