@@ -59,27 +59,17 @@ def _timer(fn, x, warmup: int, repeats: int, cuda: bool) -> float:
 
 
 def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
-    """The deployment path: BatchNorm folded, channels-last; on a CPU the Predictor's micro-batches;
-    compiled on CUDA, also CUDA graphs, the space-to-depth first convolution and 257 attention query
-    rows as 1 + 256 (6% and 2% faster at batch 1024 on an H200; the first is slower on CPUs). All keep
-    the outputs."""
+    """The Predictor's path (`deployment_forward`: BatchNorm folded, channels-last; compiled: the
+    forms measured fastest, CUDA graphs on CUDA) with its micro-batches on a CPU."""
     import torch
 
-    from ..inference.backends import default_micro_batch, in_micro_batches
-    from ..models.attention import set_attention_kernel
-    from ..models.fusion import deployment_copy
-    cuda = device.startswith("cuda")
-    model = deployment_copy(model, device, channels_last=True, space_to_depth=cuda and compiled)
-    if cuda and compiled:
-        set_attention_kernel(model, "sdpa-split")
-    call = (lambda x: model(x, keep_rates=keep_rates))
-    if compiled:
-        call = torch.compile(call, dynamic=False, mode="reduce-overhead" if cuda else None)
-    dtype = torch.bfloat16
+    from ..inference.backends import default_micro_batch, deployment_forward, in_micro_batches
+    _, call = deployment_forward(model, device, keep_rates, compiled=compiled)
     micro_batch = default_micro_batch(device)
 
     def run(x):
-        with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=bf16):
+        with torch.inference_mode(), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16,
+                                                    enabled=bf16):
             return in_micro_batches(call, x, micro_batch)
     return run
 

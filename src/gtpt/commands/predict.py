@@ -44,6 +44,9 @@ def add_arguments(p):
                    help="skip the flip test (about 2x faster, a little less accurate)")
     add_keep_rates_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="people per forward pass")
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: torch.compile the network (CUDA graphs on a GPU); each new batch size "
+                        "(padded to a power of two) compiles first, so it pays off on long videos")
     p.add_argument("--smooth", action="store_true",
                    help="videos: smooth each tracked person's joints over time (One-Euro filter); "
                         "less jitter, a little lag on fast moves")
@@ -71,7 +74,7 @@ def build_predictor(args, choice):
         warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
         return Predictor(choice.source, device=args.device, backend=args.backend, flip_test=not args.no_flip,
                          keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect,
-                         precision=args.precision, detector=detector)
+                         precision=args.precision, detector=detector, compile=getattr(args, "compile", False))
 
 
 def run(args) -> int:

@@ -19,7 +19,7 @@ import torch
 from ..codec import SimCCCodec
 from ..data.coco import load_coco_records, load_detection_records
 from ..data.dataset import TopDownDataset, normalize_batch
-from ..inference.backends import default_micro_batch, in_micro_batches
+from ..inference.backends import default_micro_batch, deployment_forward, in_micro_batches
 from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
@@ -62,16 +62,18 @@ def _autocast(device: torch.device, amp: str):
 @torch.no_grad()
 def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, shift: bool = True,
             device=torch.device("cpu"), amp: str = "none", channels_last: bool = True,
-            micro_batch: Optional[int] = None):
+            micro_batch: Optional[int] = None, forward=None):
     """Run the model over a loader of validation batches.
 
     channels_last: the input layout (the fast one for convolutions on CPUs and GPUs); micro_batch:
-    images per forward (`in_micro_batches`). Neither changes the logits.
+    images per forward (`in_micro_batches`). Neither changes the logits. forward: what runs a batch
+    instead of `model` (e.g. `deployment_forward`'s compiled one).
 
     Returns (people, skipped): people are dicts with image_id, keypoints [K, 3] (image x, y,
     joint score), score (box score), area (box area from scale, as the reference), center, scale.
     """
     model.eval()
+    forward = forward or model
     people, skipped = [], []
     for batch in loader:
         skipped += batch["skipped"]
@@ -83,7 +85,7 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
         if channels_last:
             img = img.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            lx, ly = in_micro_batches(model, img, micro_batch)
+            lx, ly = in_micro_batches(forward, img, micro_batch)
         lx, ly = lx.float(), ly.float()
         if flip:
             b = lx.shape[0] // 2
@@ -129,8 +131,11 @@ def print_table(stats: dict, title: str = "") -> str:
 
 def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.device("cpu"),
              flip: Optional[bool] = None, out_json=None, workers: Optional[int] = None,
-             verbose: bool = True) -> Optional[dict]:
+             verbose: bool = True, compile: bool = False) -> Optional[dict]:
     """Score `model` (eval mode, e.g. the EMA copy) on `dataset` against data.val_ann.
+
+    compile: run a compiled deployment copy (`deployment_forward`: BatchNorm folded, channels-last,
+    CUDA graphs on a GPU) instead of `model` itself; the first batch of each size compiles.
 
     Every rank must call it (each predicts a shard); rank 0 returns the stats dict
     (AP, AP50, ..., table, images_per_s, skipped_images, results_file), others None.
@@ -143,12 +148,13 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     loader = build_loader(dataset, sampler, ev.batch_size,
                           exp.data.workers if workers is None else workers,
                           pin_memory=device.type == "cuda", persistent=False)
+    forward = deployment_forward(model, device, compiled=True)[1] if compile else None
     t0 = time.perf_counter()
     people, skipped = predict(model, loader, dataset.codec, spec.flip_index(), flip=flip,
                               shift=ev.shift, device=device, amp=ev.amp,
                               # on a GPU the layout follows the trained model's (train.channels_last)
-                              channels_last=exp.train.channels_last or device.type == "cpu",
-                              micro_batch=default_micro_batch(device))
+                              channels_last=compile or exp.train.channels_last or device.type == "cpu",
+                              micro_batch=default_micro_batch(device), forward=forward)
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))
     if not du.is_main():

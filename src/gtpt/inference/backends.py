@@ -39,6 +39,51 @@ def in_micro_batches(fn, x: torch.Tensor, size: Optional[int]):
     return tuple(torch.cat(parts) for parts in zip(*(fn(part) for part in x.split(size))))
 
 
+def padded_to_power_of_two(fn):
+    """fn over x padded with zero images to the next power-of-two batch, outputs cut back to len(x)
+    (and copied: CUDA graphs reuse their output memory on the next call). A compiled forward then
+    meets a few batch sizes, each compiled once, instead of one per number of people. The images do
+    not interact (per-image pruning, folded BatchNorm), so the padding changes no real output."""
+    def run(x: torch.Tensor):
+        n = x.shape[0]
+        size = 1 << (n - 1).bit_length()
+        if size != n:
+            pad = x.new_zeros((size - n, *x.shape[1:]))
+            x = torch.cat([x, pad]).contiguous(memory_format=_memory_format(x))
+        return tuple(t[:n].clone() for t in fn(x))
+    return run
+
+
+def _memory_format(x: torch.Tensor):
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        else torch.contiguous_format
+
+
+def deployment_forward(model, device="cpu", keep_rates: Optional[Sequence[float]] = None, compiled: bool = False):
+    """(copy, forward): a BatchNorm-folded, channels-last copy of `model` on `device`, and its forward
+    x [B,3,H,W] -> (logits_x, logits_y) with the keep rates bound (default: the model's).
+
+    compiled: torch.compile'd over power-of-two batches (`padded_to_power_of_two`); on CUDA also with
+    CUDA graphs, the space-to-depth first convolution and the 257 attention query rows as 1 + 256
+    (`sdpa-split`): on an H200, compiled with CUDA graphs under bf16 autocast ran 2.3x faster than
+    eager (33,796 against 14,435 images/s at batch 1024, README). The first call at each batch size
+    compiles (about 40 s for GTPT-T on a 2-core CPU).
+    """
+    from ..models.attention import set_attention_kernel
+    from ..models.fusion import deployment_copy
+    cuda = torch.device(device).type == "cuda"
+    rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
+    copy = deployment_copy(model, device, channels_last=True, space_to_depth=cuda and compiled)
+    if cuda and compiled:
+        set_attention_kernel(copy, "sdpa-split")
+
+    def forward(x):
+        return copy(x, keep_rates=rates)
+    if compiled:
+        forward = padded_to_power_of_two(torch.compile(forward, dynamic=False, mode="reduce-overhead" if cuda else None))
+    return copy, forward
+
+
 def _cat_batches(values: list):
     """Concatenate per-slice trace entries: tensors [b, ...], or lists of them (one per group)."""
     if isinstance(values[0], (list, tuple)):
@@ -56,19 +101,20 @@ class TorchRunner:
     precision "bf16" runs it under bfloat16 autocast (token selection stays in float32):
     faster on CPUs with AVX512-BF16 or AMX (1.6x at batch 32 on a 2-core AMD EPYC) and on recent GPUs
     (1.8x on an H200), logits within bf16 rounding.
+    compile: torch.compile the forward (`deployment_forward`); `trace` stays eager.
     """
 
     def __init__(self, model, device: str = "cpu", keep_rates: Optional[Sequence[float]] = None,
-                 precision: str = "fp32", micro_batch: Optional[int] = None):
-        from ..models.fusion import deployment_copy
+                 precision: str = "fp32", micro_batch: Optional[int] = None, compile: bool = False):
         self.device = torch.device(device)
         self.precision = check_precision(precision)
         if micro_batch is not None and (not isinstance(micro_batch, int) or micro_batch < 1):
             raise ValueError(f"micro_batch must be a positive int or None, got {micro_batch!r}")
         self.micro_batch = micro_batch or default_micro_batch(self.device)
-        # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
-        self.model = deployment_copy(model, self.device, channels_last=True)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
+        # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
+        self.model, self._compiled = deployment_forward(model, self.device, self.keep_rates, compiled=compile)
+        self.compiled = compile
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, trace: Optional[dict] = None):
@@ -76,6 +122,8 @@ class TorchRunner:
         traces = []
 
         def forward(part):
+            if trace is None and self.compiled:
+                return self._compiled(part)
             traces.append({} if trace is not None else None)
             return self.model(part, keep_rates=self.keep_rates, trace=traces[-1])
 
@@ -147,4 +195,4 @@ def cached_onnx(model, keep_rates: Sequence[float], cache_dir=None, opset: int =
 
 
 __all__ = ["TorchRunner", "OnnxRunner", "PRECISIONS", "CPU_MICRO_BATCH", "check_precision", "default_micro_batch",
-           "in_micro_batches", "cached_onnx", "default_cache_dir"]
+           "in_micro_batches", "deployment_forward", "padded_to_power_of_two", "cached_onnx", "default_cache_dir"]
