@@ -12,7 +12,9 @@
 # Stage 1 (all at once; the speed row times only after the other jobs have finished):
 #  * graph-bf16w on space-to-depth + sdpa-split + 1x1-as-mm (A: ties back to the 25.10 ms measured);
 #  * where FlexAttention's drift arises (no timing): attention_drift.py with flex in the
-#    self-attention layers only and in the group attention only, sdpa as the baseline.
+#    self-attention layers only and in the group attention only, sdpa as the baseline;
+#  * the compiled Predictor on CUDA (CUDA graphs over padded batch sizes) against the eager one:
+#    the CUDA tests of tests/test_compiled_inference.py (its log: "=== predictor-cuda.log").
 # Stage 2 (alone): max-autotune on A (~350 s to compile); its --check columns verify its outputs.
 #
 #   from the repo root, on the GPU machine:  OUT=<folder> bash benchmarks/gpu_sweep.sh   (<= BUDGET = 570 s;
@@ -62,10 +64,11 @@ note "$(timeout 10 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,power.
 # stage 1: every job below signs in when done (speed jobs: when compiled), so the speed row times
 # after all other GPU work of this stage
 VARIANT=(--attention sdpa-split --inductor conv_1x1_as_mm=True --space-to-depth)
-job graph-A "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --gpu-lock-wait 4 --gpu-lock-wait-s 150
+job graph-A "$T_STAGE1" "${SPEED[@]}" --modes graph-bf16w "${VARIANT[@]}" --gpu-lock-wait 5 --gpu-lock-wait-s 150
 job drift-sdpa "$T_DRIFT" "${DRIFT[@]}" --kernels sdpa --out "$OUT/drift/sdpa.txt"
 job drift-flex-self "$T_DRIFT" "${DRIFT[@]}" --kernels flex --layers self --out "$OUT/drift/flex-self.txt"
 job drift-flex-group "$T_DRIFT" "${DRIFT[@]}" --kernels flex --layers group --out "$OUT/drift/flex-group.txt"
+job predictor-cuda "$T_STAGE1" $PY -m pytest -q -p no:cacheprovider tests/test_compiled_inference.py -k cuda -rs
 wait
 
 # stage 2: max-autotune, alone. Convolutions stay with cuDNN: autotuning Triton convolution templates

@@ -83,3 +83,19 @@ def test_compiled_predictor_and_evaluator_give_the_eager_outputs(tmp_path):
     for r, o in zip(ref, res):
         assert r["image_id"] == o["image_id"]
         np.testing.assert_allclose(o["keypoints"], r["keypoints"], atol=1e-2)   # json rounds to 2 decimals
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_sweep.sh runs it)")
+def test_cuda_compiled_predictor_gives_the_eager_joints():
+    """CUDA graphs, space-to-depth and sdpa-split under the Predictor in bf16: batch sizes 2 and 8
+    (padded from 6), then 2 again (a recorded graph replayed after another one ran)."""
+    model = visible_model("gtpt-t-body")
+    image = person_image()
+    h, w = image.shape[:2]
+    boxes = np.array([[w * 0.05 * i, h * 0.03 * i, w * (0.9 - 0.1 * i), h * (0.95 - 0.1 * i)] for i in range(3)])
+    eager = Predictor(model, device="cuda", precision="bf16")
+    compiled = Predictor(model, device="cuda", precision="bf16", compile=True)
+    for n in (1, 3, 1):
+        out, ref = compiled.predict(image, boxes[:n]), eager.predict(image, boxes[:n])
+        diff = np.abs(np.stack([o.keypoints[:, :2] for o in out]) - np.stack([r.keypoints[:, :2] for r in ref]))
+        assert len(out) == n and np.median(diff) <= 2.0, (n, np.median(diff))   # px: bf16 rounding
