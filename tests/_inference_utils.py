@@ -2,6 +2,11 @@
 real picture of a person (the shipped demo photo, or a drawn figure until it exists)."""
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socketserver
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -67,3 +72,41 @@ def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Pa
         writer.write(np.roll(img, shift * i, axis=1))
     writer.release()
     return Path(path)
+
+
+@contextlib.contextmanager
+def mjpeg_stream(img: np.ndarray, shift: int = 4, fps: float = 50.0):
+    """An endless MJPEG stream over HTTP on localhost, as IP cameras serve it (multipart JPEG parts),
+    of `img` sliding right by `shift` px per frame; yields its URL. OpenCV reads it through FFmpeg."""
+    ok, _ = cv2.imencode(".jpg", img)
+    assert ok
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            i = 0
+            try:
+                while not server.stopping:
+                    data = cv2.imencode(".jpg", np.roll(img, shift * i, axis=1))[1].tobytes()
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                     % (len(data), data))
+                    i += 1
+                    time.sleep(1.0 / fps)
+            except (BrokenPipeError, ConnectionResetError):
+                pass   # the reader went away
+
+        def log_message(self, *args):
+            pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Camera)
+    server.daemon_threads, server.stopping = True, False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live/cam.mjpg"
+    finally:
+        server.stopping = True
+        server.shutdown()
+        server.server_close()

@@ -1,13 +1,15 @@
 """gtpt predict INPUT... [--weights FILE] [--boxes detections.json | --detector yolo.onnx] [--out DIR] ...
 
-Images, folders, globs and videos in; DIR/predictions.json (COCO results) and annotated
-copies out (DIR/<name>.jpg; for a video DIR/<name>.mp4 + DIR/<name>.json per frame, people
-tracked across frames, joints smoothed over time with --smooth).
+Images, folders, globs, videos and streams (a camera index such as 0, or a URL: rtsp://,
+http://...) in; DIR/predictions.json (COCO results) and annotated copies out (DIR/<name>.jpg; for
+a video or stream DIR/<name>.mp4 + DIR/<name>.json per frame, people tracked across frames, joints
+smoothed over time with --smooth). Ctrl-C ends a video or stream early and keeps what was done.
 Bad files are reported by name and skipped. Exit 0 when anything was processed, 1 when
-nothing could be, 2 for unusable options (weights, boxes file).
+nothing could be, 2 for unusable options (weights, boxes file), 130 after Ctrl-C.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import warnings
 from pathlib import Path
@@ -21,7 +23,9 @@ IMAGES_PER_STEP = 8  # images read and drawn per predict_batch call (people are 
 
 
 def add_arguments(p):
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders, glob patterns or video files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="images, folders, glob patterns, video files, or streams: a camera index (0) or a URL "
+                        "(rtsp://, http://...)")
     add_weights_arguments(p)
     boxes = p.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="JSON", help="person boxes: COCO detection results (or see docs); "
@@ -55,6 +59,8 @@ def add_arguments(p):
     p.add_argument("--smooth-beta", type=float, default=DEFAULT_BETA, metavar="BETA",
                    help="--smooth: how fast the cut-off rises with speed, per person size per second "
                         "(higher: less lag) (default: %(default)g)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="videos and streams: stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
 
@@ -88,8 +94,11 @@ def run(args) -> int:
     if not items:
         _err("nothing to do: no image or video file among the inputs")
         return 1
+    if args.max_frames is not None and args.max_frames < 1:
+        _err(f"error: --max-frames must be >= 1, got {args.max_frames}")
+        return 2
     images = [it.path for it in items if it.kind == "image"]
-    videos = [it.path for it in items if it.kind == "video"]
+    videos = [it.path for it in items if it.kind in ("video", "stream")]
     boxes = None
     if args.boxes:
         try:
@@ -119,22 +128,26 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     names = _output_names(images + videos)
     done = 0
-    if images:
-        done += _run_images(predictor, images, boxes, names, out, args)
-    for v in videos:
-        done += _run_video(predictor, v, names[v], out, args)
+    try:
+        if images:
+            done += _run_images(predictor, images, boxes, names, out, args)
+        for v in videos:
+            done += _run_video(predictor, v, names[v], out, args)
+    except KeyboardInterrupt:
+        _err("stopped by Ctrl-C")
+        return 130
     if done == 0:
         _err("nothing could be processed")
         return 1
     return 0
 
 
-def _output_names(paths: list[Path]) -> dict[Path, str]:
+def _output_names(paths: list) -> dict:
     """Unique output stems (clip.mp4 and clip.jpg, or two a.jpg in different folders, do not collide)."""
-    from ..inference.io import safe_stem
+    from ..inference.io import safe_stem, stream_name
     used, out = set(), {}
     for p in paths:
-        stem, n = safe_stem(p), 2
+        stem, n = stream_name(p) if isinstance(p, str) else safe_stem(p), 2
         name = stem
         while name in used:
             name, n = f"{stem}_{n}", n + 1
@@ -195,7 +208,9 @@ def _write_pruning(predictor, img, people, path: Path) -> None:
                                         predictor.cfg.grid, keypoints=best.keypoints))
 
 
-def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
+def _run_video(predictor, source, name: str, out: Path, args) -> int:
+    """One video file or stream -> DIR/<name>.mp4 and DIR/<name>.json. Ctrl-C or --max-frames end it
+    early with both files written for the frames done (Ctrl-C is then raised again)."""
     from tqdm import tqdm
 
     from ..inference.draw import draw_poses
@@ -204,27 +219,35 @@ def _run_video(predictor, path: Path, name: str, out: Path, args) -> int:
     from ..inference.video import VideoReader, VideoWriter
 
     try:
-        reader = VideoReader(path)
+        reader = VideoReader(source)
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
     frames_json = []
     smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
-    bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name, disable=None, file=sys.stderr)
+    total = min(filter(None, (reader.frame_count, args.max_frames)), default=None)
+    bar = tqdm(total=total, unit="frame", desc=name, disable=None, file=sys.stderr)
+    interrupted = False
     try:
         with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
-            # people keep their track_id from frame to frame
-            for f in predictor.predict_video(reader, smooth=smoother, frames_per_step=args.batch_size):
+            # people keep their track_id from frame to frame; a stream reads no further than asked
+            steps = max(1, min(args.batch_size, args.max_frames or args.batch_size))
+            frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=1 if reader.is_stream else steps)
+            for f in itertools.islice(frames, args.max_frames):
                 writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr))
                 frames_json.append({"frame": f.index, "people": [q.to_coco() for q in f.people]})
                 bar.update(1)
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bar.close()
     smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
-    write_json(out / f"{name}.json", {"video": str(path), "fps": reader.fps, "num_joints": predictor.num_joints,
+    write_json(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps, "num_joints": predictor.num_joints,
                                       "smoothing": smoothing, "frames": frames_json})
-    print(f"{path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    print(f"{reader.path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    if interrupted:
+        raise KeyboardInterrupt
     return 1

@@ -1,4 +1,4 @@
-"""Reading inputs (images, folders, globs, videos, detection boxes) and writing results.
+"""Reading inputs (images, folders, globs, videos, streams, detection boxes) and writing results.
 
 Every problem is raised as `InputError` with the file named, so a batch job can report it and
 carry on with the other files.
@@ -11,7 +11,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -64,8 +65,21 @@ def to_bgr(image, rgb: bool = False) -> np.ndarray:
 # ------------------------------------------------------------------ input lists
 @dataclass(frozen=True)
 class InputItem:
-    path: Path
-    kind: str  # "image" or "video"
+    path: Union[Path, str]   # a str for a stream
+    kind: str  # "image", "video" or "stream"
+
+
+def is_stream(source) -> bool:
+    """A camera index (0, "1") or a URL OpenCV reads through FFmpeg (rtsp://, http://, ...)."""
+    return isinstance(source, int) or str(source).isdigit() or "://" in str(source)
+
+
+def stream_name(source) -> str:
+    """A file-system-safe output name for a stream: camera0, or the URL's last path part (else its host)."""
+    if str(source).isdigit():
+        return f"camera{int(source)}"
+    url = urlparse(str(source))
+    return safe_stem(Path(url.path)) if Path(url.path).stem else re.sub(r"[^\w.-]+", "_", url.hostname or "stream")
 
 
 def _kind(path: Path) -> Optional[str]:
@@ -74,10 +88,11 @@ def _kind(path: Path) -> Optional[str]:
 
 
 def expand_inputs(inputs: Iterable) -> tuple[list[InputItem], list[str]]:
-    """Files, folders (their files, sorted, not recursive) and glob patterns -> items, problems.
+    """Files, folders (their files, sorted, not recursive), glob patterns and streams (camera
+    indices and URLs, `is_stream`; a file of that name wins) -> items, problems.
 
     Problems are messages for inputs that do not exist or are neither images nor videos
-    (by extension; undecodable files are found when they are read).
+    (by extension; undecodable files and unreachable streams are found when they are read).
     """
     items, problems, seen = [], [], set()
 
@@ -103,6 +118,10 @@ def expand_inputs(inputs: Iterable) -> tuple[list[InputItem], list[str]]:
                 add(f, explicit=False)
         elif p.is_file():
             add(p, explicit=True)
+        elif is_stream(text):
+            if text not in seen:
+                seen.add(text)
+                items.append(InputItem(text, "stream"))
         elif glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
@@ -244,4 +263,4 @@ def safe_stem(path: Path) -> str:
 
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "InputError", "InputItem", "read_image", "to_bgr",
-           "expand_inputs", "image_ids", "load_boxes", "write_json", "safe_stem"]
+           "expand_inputs", "is_stream", "stream_name", "image_ids", "load_boxes", "write_json", "safe_stem"]

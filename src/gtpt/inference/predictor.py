@@ -244,7 +244,8 @@ class Predictor:
     def predict_video(self, video, smooth=False, frames_per_step: int = 8, tracker=None) -> Iterator[VideoFrame]:
         """Every frame of a video -> VideoFrame(index, time, image, people), in order, lazily.
 
-        video: a path or an open `VideoReader`. People carry a `track_id` (`PoseTracker`, or the
+        video: a path, a stream (camera index or URL, read until it ends: stop iterating to stop)
+        or an open `VideoReader`. People carry a `track_id` (`PoseTracker`, or the
         `tracker` given); smooth: True (`KeypointSmoother` defaults) or a KeypointSmoother also
         smooths their joints over time. Frames go through `predict_batch` frames_per_step at a time.
 

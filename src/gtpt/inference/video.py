@@ -7,26 +7,39 @@ from typing import Iterator, Optional
 import cv2
 import numpy as np
 
-from .io import InputError
+from .io import InputError, is_stream
 
 
 class VideoReader:
-    """Iterate over the BGR frames [h, w, 3] of a video file.
+    """Iterate over the BGR frames [h, w, 3] of a video file or a stream (a camera index or a URL
+    such as rtsp://..., `gtpt.inference.io.is_stream`).
 
         with VideoReader("clip.mp4") as video:
             for frame in video: ...
+
+    A stream runs until it ends; `frame_count` is 0 (unknown) for it.
     """
 
-    def __init__(self, path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: no such video file")
-        self._cap = cv2.VideoCapture(str(self.path))
-        if not self._cap.isOpened():
-            raise InputError(f"{self.path}: cannot open as a video (unsupported format or corrupt file)")
+    def __init__(self, source):
+        self.is_stream = is_stream(source) and not Path(str(source)).is_file()
+        if self.is_stream:
+            camera = str(source).isdigit()
+            self.path = f"camera {int(source)}" if camera else str(source)   # how messages name it
+            self._cap = cv2.VideoCapture(int(source) if camera else str(source))
+            if not self._cap.isOpened():
+                raise InputError(f"{self.path}: cannot open the stream"
+                                 + (" (no such camera, or it is in use)" if camera else " (unreachable, or not a video)"))
+        else:
+            self.path = Path(source)
+            if not self.path.is_file():
+                raise InputError(f"{self.path}: no such video file")
+            self._cap = cv2.VideoCapture(str(self.path))
+            if not self._cap.isOpened():
+                raise InputError(f"{self.path}: cannot open as a video (unsupported format or corrupt file)")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else 25.0  # some containers omit it
-        self.frame_count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)))  # an estimate
+        count = 0 if self.is_stream else int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = max(0, count)  # an estimate
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 
     def __iter__(self) -> Iterator[np.ndarray]:

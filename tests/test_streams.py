@@ -1,0 +1,99 @@
+"""Streams as inputs: camera indices and URLs (a real MJPEG stream over HTTP on localhost, read by
+OpenCV's FFmpeg), --max-frames, and Ctrl-C keeping what was done."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from gtpt.cli import main
+from gtpt.inference import Predictor
+from gtpt.inference.io import InputError, expand_inputs, is_stream, stream_name
+from gtpt.inference.video import VideoReader
+from tests._inference_utils import mjpeg_stream, person_image, visible_model
+from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
+
+
+@pytest.fixture(scope="module")
+def frame():
+    img = person_image()
+    return cv2.resize(img, (192, int(img.shape[0] * 192 / img.shape[1])))
+
+
+def _frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_stream_sources_are_recognised_and_named(tmp_path):
+    assert is_stream(0) and is_stream("1") and is_stream("rtsp://cam.local:554/live")
+    assert not is_stream("clip.mp4") and not is_stream(tmp_path / "a.jpg")
+    assert stream_name("0") == "camera0"
+    assert stream_name("rtsp://10.0.0.2:554/h264/main.sdp") == "main"
+    assert stream_name("http://cam.local:8080/") == "cam.local"
+    (tmp_path / "0").write_bytes(b"")   # a file of that name wins over camera 0
+    items, problems = expand_inputs(["2", "http://x/y.mjpg", "2", str(tmp_path / "0")])
+    assert [(str(i.path), i.kind) for i in items][:2] == [("2", "stream"), ("http://x/y.mjpg", "stream")]
+    assert len(items) == 2 and "extension" in problems[0]
+
+
+def test_unopenable_streams_name_themselves():
+    with pytest.raises(InputError, match="camera 9: cannot open the stream .no such camera"):
+        VideoReader(9)
+    with pytest.raises(InputError, match="http://127.0.0.1:9/none.mjpg: cannot open the stream"):
+        VideoReader("http://127.0.0.1:9/none.mjpg")
+
+
+def test_predict_video_reads_a_live_stream(frame):
+    predictor = Predictor(visible_model(), flip_test=False)
+    with mjpeg_stream(frame) as url, VideoReader(url) as reader:
+        assert reader.is_stream and reader.frame_count == 0 and reader.size == frame.shape[1::-1]
+        frames = []
+        for f in predictor.predict_video(reader, frames_per_step=2):
+            frames.append(f)
+            if len(frames) == 5:
+                break
+    assert [f.index for f in frames] == list(range(5)) and all(f.image.shape == frame.shape for f in frames)
+    assert all(len(f.people) == 1 and f.people[0].track_id == frames[0].people[0].track_id for f in frames)
+
+
+def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
+    with mjpeg_stream(frame) as url:
+        assert main(["predict", url, "--max-frames", "6", "--no-flip", "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "cam.json").read_text())
+    assert out["video"] == url and [f["frame"] for f in out["frames"]] == list(range(6))
+    assert _frames(tmp_path / "cam.mp4") == 6
+    assert main(["predict", url, "--max-frames", "0", "--out", str(tmp_path)]) == 2
+    assert main(["predict", "9", "--out", str(tmp_path / "cam9")]) == 1   # no such camera: named, skipped
+    assert "camera 9: cannot open the stream" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_frames_done(tmp_path, frame):
+    """A camera runs until Ctrl-C; then the video and the per-frame json hold every frame done."""
+    with mjpeg_stream(frame) as url:
+        proc = subprocess.Popen(gtpt_cmd("predict", url, "--no-flip", "--out", str(tmp_path)), env=env(),
+                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 120
+            while not (tmp_path / "cam.mp4").is_file() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.2)   # the video file appears with the first finished frame
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "stopped by Ctrl-C" in stderr
+    frames = json.loads((tmp_path / "cam.json").read_text())["frames"]
+    assert len(frames) >= 1 and [f["frame"] for f in frames] == list(range(len(frames)))
+    assert _frames(tmp_path / "cam.mp4") == len(frames)   # a finished, readable video
+    assert f"{len(frames)} frame(s)" in stdout
