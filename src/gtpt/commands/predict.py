@@ -230,9 +230,10 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     interrupted = False
     try:
         with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
-            # people keep their track_id from frame to frame; a stream reads no further than asked
-            steps = max(1, min(args.batch_size, args.max_frames or args.batch_size))
-            frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=1 if reader.is_stream else steps)
+            # people keep their track_id from frame to frame; a stream goes frame by frame (no waiting
+            # for a batch of live frames), a file reads no further than --max-frames
+            step = 1 if reader.is_stream else min(args.batch_size, args.max_frames or args.batch_size)
+            frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step)
             for f in itertools.islice(frames, args.max_frames):
                 writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr))
                 frames_json.append({"frame": f.index, "people": [q.to_coco() for q in f.people]})
