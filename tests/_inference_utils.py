@@ -65,6 +65,16 @@ def write_jpg(path, img) -> Path:
     return path
 
 
+def count_frames(path) -> int:
+    """How many frames OpenCV decodes from the video file at `path`."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
 def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Path:
     """An mp4 of `img` sliding right by `shift` px per frame (a person walking past)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, img.shape[1::-1])

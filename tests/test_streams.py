@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import cv2
 import pytest
@@ -15,7 +14,7 @@ from gtpt.cli import main
 from gtpt.inference import Predictor
 from gtpt.inference.io import InputError, expand_inputs, is_stream, stream_name
 from gtpt.inference.video import VideoReader
-from tests._inference_utils import mjpeg_stream, person_image, visible_model
+from tests._inference_utils import count_frames, mjpeg_stream, person_image, visible_model
 from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
 
 
@@ -23,15 +22,6 @@ from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
 def frame():
     img = person_image()
     return cv2.resize(img, (192, int(img.shape[0] * 192 / img.shape[1])))
-
-
-def _frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_stream_sources_are_recognised_and_named(tmp_path):
@@ -71,7 +61,7 @@ def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
         assert main(["predict", url, "--max-frames", "6", "--no-flip", "--out", str(tmp_path)]) == 0
     out = json.loads((tmp_path / "cam.json").read_text())
     assert out["video"] == url and [f["frame"] for f in out["frames"]] == list(range(6))
-    assert _frames(tmp_path / "cam.mp4") == 6
+    assert count_frames(tmp_path / "cam.mp4") == 6
     assert main(["predict", url, "--max-frames", "0", "--out", str(tmp_path)]) == 2
     assert main(["predict", "9", "--out", str(tmp_path / "cam9")]) == 1   # no such camera: named, skipped
     assert "camera 9: cannot open the stream" in capsys.readouterr().err
@@ -95,5 +85,5 @@ def test_ctrl_c_keeps_the_frames_done(tmp_path, frame):
     assert "stopped by Ctrl-C" in stderr
     frames = json.loads((tmp_path / "cam.json").read_text())["frames"]
     assert len(frames) >= 1 and [f["frame"] for f in frames] == list(range(len(frames)))
-    assert _frames(tmp_path / "cam.mp4") == len(frames)   # a finished, readable video
+    assert count_frames(tmp_path / "cam.mp4") == len(frames)   # a finished, readable video
     assert f"{len(frames)} frame(s)" in stdout

@@ -6,20 +6,16 @@ so that `import gtpt.inference.io` stays light.
 from __future__ import annotations
 
 
+import importlib
+
+_LAZY = {"Predictor": "predictor", "Person": "predictor", "PersonDetector": "detector",
+         "PoseTracker": "tracking", "KeypointSmoother": "smoothing"}   # name -> module in this package
+
+
 def __getattr__(name):
-    if name in ("Predictor", "Person"):
-        from . import predictor
-        return getattr(predictor, name)
-    if name == "PersonDetector":
-        from .detector import PersonDetector
-        return PersonDetector
-    if name == "PoseTracker":
-        from .tracking import PoseTracker
-        return PoseTracker
-    if name == "KeypointSmoother":
-        from .smoothing import KeypointSmoother
-        return KeypointSmoother
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'gtpt.inference' has no attribute {name!r}")
 
 
-__all__ = ["Predictor", "Person", "PersonDetector", "PoseTracker", "KeypointSmoother"]
+__all__ = list(_LAZY)

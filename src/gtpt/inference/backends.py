@@ -47,16 +47,10 @@ def padded_to_power_of_two(fn):
     def run(x: torch.Tensor):
         n = x.shape[0]
         size = 1 << (n - 1).bit_length()
-        if size != n:
-            pad = x.new_zeros((size - n, *x.shape[1:]))
-            x = torch.cat([x, pad]).contiguous(memory_format=_memory_format(x))
+        if size != n:   # size - n < n rows of zeros in x's own layout (channels-last stays so)
+            x = torch.cat([x, torch.zeros_like(x[:size - n])])
         return tuple(t[:n].clone() for t in fn(x))
     return run
-
-
-def _memory_format(x: torch.Tensor):
-    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
-        else torch.contiguous_format
 
 
 def deployment_forward(model, device="cpu", keep_rates: Optional[Sequence[float]] = None, compiled: bool = False):
@@ -113,8 +107,7 @@ class TorchRunner:
         self.micro_batch = micro_batch or default_micro_batch(self.device)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
-        self.model, self._compiled = deployment_forward(model, self.device, self.keep_rates, compiled=compile)
-        self.compiled = compile
+        self.model, self._run = deployment_forward(model, self.device, self.keep_rates, compiled=compile)
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, trace: Optional[dict] = None):
@@ -122,9 +115,9 @@ class TorchRunner:
         traces = []
 
         def forward(part):
-            if trace is None and self.compiled:
-                return self._compiled(part)
-            traces.append({} if trace is not None else None)
+            if trace is None:
+                return self._run(part)
+            traces.append({})
             return self.model(part, keep_rates=self.keep_rates, trace=traces[-1])
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):

@@ -70,8 +70,10 @@ class InputItem:
 
 
 def is_stream(source) -> bool:
-    """A camera index (0, "1") or a URL OpenCV reads through FFmpeg (rtsp://, http://, ...)."""
-    return isinstance(source, int) or str(source).isdigit() or "://" in str(source)
+    """A camera index (0, "1") or a URL OpenCV reads through FFmpeg (rtsp://, http://, ...), unless a
+    file of that name exists (the file wins)."""
+    text = str(source)
+    return (isinstance(source, int) or text.isdigit() or "://" in text) and not Path(text).is_file()
 
 
 def stream_name(source) -> str:
@@ -79,7 +81,7 @@ def stream_name(source) -> str:
     if str(source).isdigit():
         return f"camera{int(source)}"
     url = urlparse(str(source))
-    return safe_stem(Path(url.path)) if Path(url.path).stem else re.sub(r"[^\w.-]+", "_", url.hostname or "stream")
+    return _safe_name(Path(url.path).stem or url.hostname or "", "stream")
 
 
 def _kind(path: Path) -> Optional[str]:
@@ -89,7 +91,7 @@ def _kind(path: Path) -> Optional[str]:
 
 def expand_inputs(inputs: Iterable) -> tuple[list[InputItem], list[str]]:
     """Files, folders (their files, sorted, not recursive), glob patterns and streams (camera
-    indices and URLs, `is_stream`; a file of that name wins) -> items, problems.
+    indices and URLs, `is_stream`) -> items, problems.
 
     Problems are messages for inputs that do not exist or are neither images nor videos
     (by extension; undecodable files and unreachable streams are found when they are read).
@@ -259,7 +261,11 @@ def write_json(path, obj) -> Path:
 
 def safe_stem(path: Path) -> str:
     """A file-system-safe output name for an input file."""
-    return re.sub(r"[^\w.-]+", "_", Path(path).stem) or "input"
+    return _safe_name(Path(path).stem, "input")
+
+
+def _safe_name(text: str, default: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", text) or default
 
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "InputError", "InputItem", "read_image", "to_bgr",

@@ -21,7 +21,7 @@ class VideoReader:
     """
 
     def __init__(self, source):
-        self.is_stream = is_stream(source) and not Path(str(source)).is_file()
+        self.is_stream = is_stream(source)
         if self.is_stream:
             camera = str(source).isdigit()
             self.path = f"camera {int(source)}" if camera else str(source)   # how messages name it
