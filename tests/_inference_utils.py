@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import signal
 import socketserver
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from gtpt.models import build_model
+from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
 
 DEMO_JPG = Path(__file__).resolve().parents[1] / "src" / "gtpt" / "assets" / "demo.jpg"
 
@@ -73,6 +76,23 @@ def count_frames(path) -> int:
         n += 1
     cap.release()
     return n
+
+
+def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0):
+    """Run `gtpt *args` as a real process and send it SIGINT (Ctrl-C) `then_wait` seconds after
+    `started()` is true; returns (exit status, stdout, stderr)."""
+    proc = subprocess.Popen(gtpt_cmd(*args), env=env(), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout
+        while not started() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(then_wait)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, stdout, stderr
 
 
 def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Path:

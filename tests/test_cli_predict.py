@@ -15,7 +15,7 @@ from gtpt.cli import VERBS, main
 from gtpt.commands._weights import DEMO_WEIGHTS
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
-from tests._inference_utils import DEMO_JPG, count_frames, person_image, write_clip, write_jpg
+from tests._inference_utils import DEMO_JPG, count_frames, interrupt_gtpt, person_image, write_clip, write_jpg
 
 MY_VERBS = ("predict", "export", "bench", "demo")
 YOLO = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"   # tiny, random weights
@@ -63,6 +63,26 @@ def test_folder_with_bad_files(tmp_path):
         drawn = cv2.imread(str(out / f"{name}.jpg"))
         assert drawn is not None and drawn.shape == img.shape
     assert not (out / "corrupt.jpg").exists()
+
+
+def test_ctrl_c_keeps_the_images_done(tmp_path):
+    """Ctrl-C in the middle of a folder: predictions.json is still written, for the images done."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    img = _small(person_image(), 96)
+    for i in range(400):
+        write_jpg(src / f"img_{i:03d}.jpg", np.roll(img, i, axis=1))
+    code, stdout, stderr = interrupt_gtpt(["predict", str(src), "--out", str(out), "--no-flip"],
+                                          started=lambda: out.is_dir() and any(out.glob("img_*.jpg")))
+    assert code == 130, stderr[-2000:]
+    assert "stopped by Ctrl-C" in stderr
+    preds = json.loads((out / "predictions.json").read_text())
+    in_json = {p["file_name"] for p in preds}
+    drawn = {p.name for p in out.glob("img_*.jpg")}
+    assert len(preds) == len(in_json) and 0 < len(in_json) < 400   # one person (the whole image) each
+    # a picture is written just before its json entry: Ctrl-C between the two leaves one picture over
+    assert in_json <= drawn and len(drawn - in_json) <= 1
+    assert f"{len(in_json)} image(s), {len(in_json)} person(s)" in stdout
 
 
 def test_boxes_json_matching_and_not(tmp_path, gtpt):

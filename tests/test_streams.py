@@ -3,9 +3,6 @@ OpenCV's FFmpeg), --max-frames, and Ctrl-C keeping what was done."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 
 import cv2
 import pytest
@@ -14,8 +11,7 @@ from gtpt.cli import main
 from gtpt.inference import Predictor
 from gtpt.inference.io import InputError, expand_inputs, is_stream, stream_name
 from gtpt.inference.video import VideoReader
-from tests._inference_utils import count_frames, mjpeg_stream, person_image, visible_model
-from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
+from tests._inference_utils import count_frames, interrupt_gtpt, mjpeg_stream, person_image, visible_model
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +66,10 @@ def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
 def test_ctrl_c_keeps_the_frames_done(tmp_path, frame):
     """A camera runs until Ctrl-C; then the video and the per-frame json hold every frame done."""
     with mjpeg_stream(frame) as url:
-        proc = subprocess.Popen(gtpt_cmd("predict", url, "--no-flip", "--out", str(tmp_path)), env=env(),
-                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.time() + 120
-            while not (tmp_path / "cam.mp4").is_file() and time.time() < deadline and proc.poll() is None:
-                time.sleep(0.2)   # the video file appears with the first finished frame
-            time.sleep(1.0)
-            proc.send_signal(signal.SIGINT)
-            stdout, stderr = proc.communicate(timeout=60)
-        finally:
-            proc.kill()
-    assert proc.returncode == 130, stderr[-2000:]
+        code, stdout, stderr = interrupt_gtpt(["predict", url, "--no-flip", "--out", str(tmp_path)],
+                                              # the video file appears with the first finished frame
+                                              started=(tmp_path / "cam.mp4").is_file, then_wait=1.0)
+    assert code == 130, stderr[-2000:]
     assert "stopped by Ctrl-C" in stderr
     frames = json.loads((tmp_path / "cam.json").read_text())["frames"]
     assert len(frames) >= 1 and [f["frame"] for f in frames] == list(range(len(frames)))

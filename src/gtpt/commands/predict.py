@@ -3,7 +3,8 @@
 Images, folders, globs, videos and streams (a camera index such as 0, or a URL: rtsp://,
 http://...) in; DIR/predictions.json (COCO results) and annotated copies out (DIR/<name>.jpg; for
 a video or stream DIR/<name>.mp4 + DIR/<name>.json per frame, people tracked across frames, joints
-smoothed over time with --smooth). Ctrl-C ends a video or stream early and keeps what was done.
+smoothed over time with --smooth). Ctrl-C stops early and keeps what was done: the json of
+the images done, and the video or stream so far.
 Bad files are reported by name and skipped. Exit 0 when anything was processed, 1 when
 nothing could be, 2 for unusable options (weights, boxes file), 130 after Ctrl-C.
 """
@@ -157,6 +158,8 @@ def _output_names(paths: list) -> dict:
 
 
 def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
+    """Images -> annotated copies as they go, then DIR/predictions.json. Ctrl-C writes the json for
+    the images done (Ctrl-C is then raised again)."""
     import cv2
     from tqdm import tqdm
 
@@ -166,32 +169,40 @@ def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
     ids = image_ids(paths)
     results, done, people_count = [], 0, 0
     bar = tqdm(total=len(paths), unit="img", desc="images", disable=len(paths) < 2 or None, file=sys.stderr)
-    for start in range(0, len(paths), IMAGES_PER_STEP):
-        chunk, imgs = [], []
-        for p in paths[start:start + IMAGES_PER_STEP]:
-            try:
-                imgs.append(read_image(p))
-                chunk.append(p)
-            except InputError as e:
-                _err(f"skipped: {e}")
+    interrupted = False
+    try:
+        for start in range(0, len(paths), IMAGES_PER_STEP):
+            chunk, imgs = [], []
+            for p in paths[start:start + IMAGES_PER_STEP]:
+                try:
+                    imgs.append(read_image(p))
+                    chunk.append(p)
+                except InputError as e:
+                    _err(f"skipped: {e}")
+                    bar.update(1)
+            if not chunk:
+                continue
+            box_rows = [boxes.get(p, (None, []))[1] if boxes is not None else None for p in chunk]
+            people_lists = predictor.predict_batch(imgs, box_rows)
+            for p, img, people in zip(chunk, imgs, people_lists):
+                image_id = boxes[p][0] if boxes is not None and p in boxes and boxes[p][0] is not None else ids[p]
+                cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))
+                if args.show_pruning and people:
+                    _write_pruning(predictor, img, people, out / f"{names[p]}_pruning.png")
+                # an image counts as done, json entries included, once its picture is written
+                results += [person.to_coco(image_id, p.name) for person in people]
+                done += 1
+                people_count += len(people)
                 bar.update(1)
-        if not chunk:
-            continue
-        box_rows = [boxes.get(p, (None, []))[1] if boxes is not None else None for p in chunk]
-        people_lists = predictor.predict_batch(imgs, box_rows)
-        for p, img, people in zip(chunk, imgs, people_lists):
-            image_id = boxes[p][0] if boxes is not None and p in boxes and boxes[p][0] is not None else ids[p]
-            results += [person.to_coco(image_id, p.name) for person in people]
-            cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))
-            if args.show_pruning and people:
-                _write_pruning(predictor, img, people, out / f"{names[p]}_pruning.png")
-            done += 1
-            people_count += len(people)
-            bar.update(1)
-    bar.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
     if done:
         write_json(out / "predictions.json", results)
         print(f"{done} image(s), {people_count} person(s): annotated copies and predictions.json in {out}")
+    if interrupted:
+        raise KeyboardInterrupt
     return done
 
 
