@@ -104,12 +104,29 @@ def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Pa
     return Path(path)
 
 
+STAMP_BITS, STAMP_CELL = 12, 8
+
+
+def stamp_index(img: np.ndarray, i: int) -> np.ndarray:
+    """`img` with the number i written along its top edge as black/white cells (survives JPEG)."""
+    out = img.copy()
+    for b in range(STAMP_BITS):
+        out[:STAMP_CELL, b * STAMP_CELL:(b + 1) * STAMP_CELL] = 255 if (i >> b) & 1 else 0
+    return out
+
+
+def read_stamp(img: np.ndarray) -> int:
+    return sum(1 << b for b in range(STAMP_BITS)
+               if img[2:STAMP_CELL - 2, b * STAMP_CELL + 2:(b + 1) * STAMP_CELL - 2].mean() > 127)
+
+
 @contextlib.contextmanager
 def mjpeg_stream(img: np.ndarray, shift: int = 4, fps: float = 50.0):
     """An endless MJPEG stream over HTTP on localhost, as IP cameras serve it (multipart JPEG parts),
-    of `img` sliding right by `shift` px per frame; yields its URL. OpenCV reads it through FFmpeg."""
+    of `img` sliding right by `shift` px per frame, each frame's number stamped on it (`read_stamp`);
+    yields its URL. OpenCV reads it through FFmpeg."""
     ok, _ = cv2.imencode(".jpg", img)
-    assert ok
+    assert ok and img.shape[1] >= STAMP_BITS * STAMP_CELL
 
     class Camera(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -119,7 +136,7 @@ def mjpeg_stream(img: np.ndarray, shift: int = 4, fps: float = 50.0):
             i = 0
             try:
                 while not server.stopping:
-                    data = cv2.imencode(".jpg", np.roll(img, shift * i, axis=1))[1].tobytes()
+                    data = cv2.imencode(".jpg", stamp_index(np.roll(img, shift * i, axis=1), i))[1].tobytes()
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
                                      % (len(data), data))
                     i += 1

@@ -1,8 +1,10 @@
 """Streams as inputs: camera indices and URLs (a real MJPEG stream over HTTP on localhost, read by
-OpenCV's FFmpeg), --max-frames, and Ctrl-C keeping what was done."""
+OpenCV's FFmpeg), arrival times, skipping frames to stay live, --max-frames, and Ctrl-C keeping
+what was done."""
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import pytest
@@ -11,7 +13,8 @@ from gtpt.cli import main
 from gtpt.inference import Predictor
 from gtpt.inference.io import InputError, expand_inputs, is_stream, stream_name
 from gtpt.inference.video import VideoReader
-from tests._inference_utils import count_frames, interrupt_gtpt, mjpeg_stream, person_image, visible_model
+from tests._inference_utils import count_frames, interrupt_gtpt, mjpeg_stream, person_image, read_stamp, \
+    visible_model
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +55,44 @@ def test_predict_video_reads_a_live_stream(frame):
     assert all(len(f.people) == 1 and f.people[0].track_id == frames[0].people[0].track_id for f in frames)
 
 
+def test_a_slow_consumer_gets_the_newest_frame_and_its_arrival_time(frame):
+    """Inference slower than the stream: frames that arrived meanwhile are skipped, not queued, and
+    each frame's time is when it arrived (the stream carries no clock: FFmpeg guesses 25 fps)."""
+    with mjpeg_stream(frame, fps=50) as url, VideoReader(url) as reader:
+        got = []
+        for t, img in reader.timed_frames():
+            got.append((t, read_stamp(img)))
+            if len(got) == 6:
+                break
+            time.sleep(0.25)   # "inference"; the stream sends about 12 frames meanwhile
+    times, served = zip(*got)
+    assert times[0] == 0.0 and all(0.15 < b - a < 0.5 for a, b in zip(times, times[1:])), times
+    assert all(b - a >= 5 for a, b in zip(served, served[1:])), served   # newest, not next
+    assert reader.skipped >= max(20, served[-1] - served[0] - 5)   # every frame not taken was skipped
+
+
+def test_every_frame_keeps_them_all_with_arrival_times(frame):
+    with mjpeg_stream(frame, fps=50) as url, VideoReader(url, latest_only=False) as reader:
+        got, start = [], time.monotonic()
+        for t, img in reader.timed_frames():
+            got.append((t, read_stamp(img)))
+            if len(got) == 10:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - start
+    times, served = zip(*got)
+    assert list(served) == list(range(served[0], served[0] + 10)) and reader.skipped == 0
+    # they arrived 20 ms apart while being taken 100 ms apart: the times say when they arrived
+    assert took > 0.8 and times[-1] < 0.5, (took, times)
+
+
 def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
     with mjpeg_stream(frame) as url:
         assert main(["predict", url, "--max-frames", "6", "--no-flip", "--out", str(tmp_path)]) == 0
     out = json.loads((tmp_path / "cam.json").read_text())
     assert out["video"] == url and [f["frame"] for f in out["frames"]] == list(range(6))
+    times = [f["time"] for f in out["frames"]]
+    assert times[0] == 0.0 and times == sorted(set(times))
     assert count_frames(tmp_path / "cam.mp4") == 6
     assert main(["predict", url, "--max-frames", "0", "--out", str(tmp_path)]) == 2
     assert main(["predict", "9", "--out", str(tmp_path / "cam9")]) == 1   # no such camera: named, skipped

@@ -62,6 +62,9 @@ def add_arguments(p):
                         "(higher: less lag) (default: %(default)g)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="videos and streams: stop after N frames (a camera otherwise runs until Ctrl-C)")
+    p.add_argument("--every-frame", action="store_true",
+                   help="streams: process every frame even when that falls behind the live stream "
+                        "(default: frames that arrive while the model is busy are skipped)")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
 
@@ -230,7 +233,7 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     from ..inference.video import VideoReader, VideoWriter
 
     try:
-        reader = VideoReader(source)
+        reader = VideoReader(source, latest_only=not args.every_frame)
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
@@ -247,7 +250,8 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
             frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step)
             for f in itertools.islice(frames, args.max_frames):
                 writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr))
-                frames_json.append({"frame": f.index, "people": [q.to_coco() for q in f.people]})
+                frames_json.append({"frame": f.index, "time": round(f.time, 4),
+                                    "people": [q.to_coco() for q in f.people]})
                 bar.update(1)
     except InputError as e:
         _err(f"skipped: {e}")
@@ -260,6 +264,9 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     write_json(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps, "num_joints": predictor.num_joints,
                                       "smoothing": smoothing, "frames": frames_json})
     print(f"{reader.path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    if reader.skipped:
+        print(f"{reader.path}: {reader.skipped} frame(s) arrived while the model was busy and were skipped "
+              "(--every-frame keeps them)")
     if interrupted:
         raise KeyboardInterrupt
     return 1

@@ -241,13 +241,17 @@ class Predictor:
 
     __call__ = predict
 
-    def predict_video(self, video, smooth=False, frames_per_step: int = 8, tracker=None) -> Iterator[VideoFrame]:
+    def predict_video(self, video, smooth=False, frames_per_step: Optional[int] = None,
+                      tracker=None) -> Iterator[VideoFrame]:
         """Every frame of a video -> VideoFrame(index, time, image, people), in order, lazily.
 
         video: a path, a stream (camera index or URL, read until it ends: stop iterating to stop)
-        or an open `VideoReader`. People carry a `track_id` (`PoseTracker`, or the
-        `tracker` given); smooth: True (`KeypointSmoother` defaults) or a KeypointSmoother also
-        smooths their joints over time. Frames go through `predict_batch` frames_per_step at a time.
+        or an open `VideoReader`. `time` is in seconds: index / fps for a file, the arrival time
+        for a stream (where frames that arrive while the model is busy are skipped; see
+        `VideoReader(latest_only=)`). People carry a `track_id` (`PoseTracker`, or the `tracker`
+        given); smooth: True (`KeypointSmoother` defaults) or a KeypointSmoother also smooths
+        their joints over time. Frames go through `predict_batch` frames_per_step at a time
+        (default: 8 for a file, 1 for a stream, which would otherwise wait for 8 live frames).
 
             for f in pred.predict_video("clip.mp4", smooth=True):
                 print(f.index, f.time, [p.track_id for p in f.people])
@@ -259,11 +263,12 @@ class Predictor:
         reader = video if isinstance(video, VideoReader) else VideoReader(video)
         tracker = tracker if tracker is not None else PoseTracker()
         smoother = KeypointSmoother() if smooth is True else (smooth or None)
-        step, index, frames = max(1, int(frames_per_step)), 0, iter(reader)
+        step = frames_per_step if frames_per_step is not None else (1 if reader.is_stream else 8)
+        index, frames = 0, reader.timed_frames()
         try:
-            while batch := list(itertools.islice(frames, step)):
-                for img, people in zip(batch, self.predict_batch(batch)):
-                    t = index / reader.fps
+            while batch := list(itertools.islice(frames, max(1, int(step)))):
+                times, images = zip(*batch)
+                for t, img, people in zip(times, images, self.predict_batch(list(images))):
                     people = tracker.update(people)
                     if smoother is not None:
                         people = smoother.update(people, t)

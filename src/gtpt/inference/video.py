@@ -1,6 +1,9 @@
 """Video frames in and out (OpenCV), with clear errors for files that cannot be used."""
 from __future__ import annotations
 
+import collections
+import threading
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -9,6 +12,8 @@ import numpy as np
 
 from .io import InputError, is_stream
 
+STREAM_BUFFER = 64   # frames a stream read with latest_only=False may run ahead of its consumer
+
 
 class VideoReader:
     """Iterate over the BGR frames [h, w, 3] of a video file or a stream (a camera index or a URL
@@ -16,11 +21,17 @@ class VideoReader:
 
         with VideoReader("clip.mp4") as video:
             for frame in video: ...
+            # or: for t, frame in video.timed_frames(): ...   (t: seconds since the first frame)
 
-    A stream runs until it ends; `frame_count` is 0 (unknown) for it.
+    A stream runs until it ends; `frame_count` is 0 (unknown) for it. A background thread reads
+    it as fast as it arrives, so each frame's time is its arrival time. With `latest_only` (the
+    default; streams only) just the newest frame waits for the consumer: when inference is slower
+    than the stream, older frames are skipped (counted in `skipped`) rather than queued, so the
+    output stays live instead of falling further and further behind. latest_only=False keeps
+    every frame (up to STREAM_BUFFER ahead of the consumer; beyond that the stream waits).
     """
 
-    def __init__(self, source):
+    def __init__(self, source, latest_only: bool = True):
         self.is_stream = is_stream(source)
         if self.is_stream:
             camera = str(source).isdigit()
@@ -41,20 +52,85 @@ class VideoReader:
         count = 0 if self.is_stream else int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = max(0, count)  # an estimate
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.latest_only = self.is_stream and bool(latest_only)   # a file's frames all wait their turn
+        self.skipped = 0
+        self._thread: Optional[threading.Thread] = None
+        self._stop = False
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return (frame for _, frame in self.timed_frames())
+
+    def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """(t, frame) pairs, t in seconds since the first frame: index / fps for a file, the arrival
+        time for a stream (their own clocks are often missing or guessed: MJPEG over HTTP has none)."""
+        frames = self._arrivals() if self.is_stream else self._decoded()
         read = 0
-        while True:
-            ok, frame = self._cap.read()
-            if not ok:
-                break
+        for item in frames:
             read += 1
-            yield frame
+            yield item
         if read == 0:
             raise InputError(f"{self.path}: opened, but no frame could be decoded")
 
+    def _decoded(self) -> Iterator[tuple[float, np.ndarray]]:
+        index = 0
+        while True:
+            ok, frame = self._cap.read()
+            if not ok:
+                return
+            yield index / self.fps, frame
+            index += 1
+
+    def _arrivals(self) -> Iterator[tuple[float, np.ndarray]]:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.path}: a stream can be iterated only once")
+        self._frames, self._ended = collections.deque(), False
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._receive, name=f"gtpt stream {self.path}", daemon=True)
+        self._thread.start()
+        while True:
+            with self._ready:
+                while not self._frames and not self._ended:
+                    self._ready.wait(0.1)   # a timeout keeps Ctrl-C responsive
+                if not self._frames:
+                    return
+                item = self._frames.popleft()
+                self._ready.notify_all()
+            yield item
+
+    def _receive(self) -> None:
+        """The reading thread: frames with their arrival times into self._frames until the stream
+        ends or close() is called. It owns the capture from here on and releases it."""
+        start = None
+        try:
+            while not self._stop:
+                ok, frame = self._cap.read()
+                now = time.monotonic()
+                if not ok:
+                    break
+                start = now if start is None else start
+                with self._ready:
+                    if self.latest_only and self._frames:
+                        self.skipped += len(self._frames)
+                        self._frames.clear()
+                    while len(self._frames) >= STREAM_BUFFER and not self._stop:
+                        self._ready.wait(0.1)
+                    self._frames.append((now - start, frame))
+                    self._ready.notify_all()
+        finally:
+            with self._ready:
+                self._ended = True
+                self._ready.notify_all()
+            self._cap.release()
+
     def close(self) -> None:
-        self._cap.release()
+        if self._thread is None:
+            self._cap.release()
+            return
+        self._stop = True
+        with self._ready:
+            self._ready.notify_all()
+        # a read in progress finishes first; the thread then releases the capture itself
+        self._thread.join(timeout=5.0)
 
     def __enter__(self):
         return self
