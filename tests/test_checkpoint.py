@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,11 +60,41 @@ class _Evil:
         return (print, ("unpickled!",))
 
 
+NAMES_REFUSED_GLOBALS = hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint")   # torch >= 2.5
+
+
 def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": _Evil()}, path)
-    with pytest.raises(CheckpointError, match="weights-only"):
+    match = r"holds Python objects besides tensors.*\(builtins\.print\)" if NAMES_REFUSED_GLOBALS else "weights-only"
+    with pytest.raises(CheckpointError, match=match) as info:
         load_official_checkpoint(path, "gtpt-t-body")
+    assert "unpickled!" not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(torch.serialization, "safe_globals"), reason="needs torch >= 2.5")
+def test_numpy_values_beside_the_weights_load(body, tmp_path):
+    """HRNet-lineage training scripts save the best AP as a numpy float next to the weights."""
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"epoch": 210, "model": "gtpt", "state_dict": body["state_dict"], "perf": np.float64(0.711),
+                "history": np.arange(3, dtype=np.float32)}, path)
+    model = load_official_checkpoint(path, "gtpt-t-body")
+    assert (_logits(model, body["x"]) - body["eval"]["pred_x"]).abs().max() < 1e-4
+
+
+@pytest.mark.skipif(not NAMES_REFUSED_GLOBALS, reason="needs torch >= 2.5")
+def test_unreadable_files_say_what_they_are(body, tmp_path):
+    garbage, cut, ours = tmp_path / "garbage.pth", tmp_path / "cut.pth", tmp_path / "ours.pth"
+    garbage.write_bytes(b"not a checkpoint at all" * 10)
+    torch.save(body["state_dict"], cut)
+    cut.write_bytes(cut.read_bytes()[:100_000])    # an interrupted download
+    save_model(build_model("gtpt-t-body"), ours)
+    for path, match in ((garbage, r"garbage\.pth is not a readable PyTorch checkpoint \(damaged"),
+                        (cut, r"cut\.pth is not a readable PyTorch checkpoint.*zip archive"),
+                        (ours, r"ours\.pth is a safetensors file.*gtpt\.load_model")):
+        with pytest.raises(CheckpointError, match=match) as info:
+            load_official_checkpoint(path, "gtpt-t-body")
+        assert "will likely succeed" not in str(info.value)   # torch's advice to unpickle anything
 
 
 @pytest.mark.parametrize("dtype", [None, torch.float16])

@@ -2,10 +2,12 @@
 
 This is the one place where the reference code's parameter names are mapped onto ours.
 Nothing here unpickles arbitrary objects: official files go through
-`torch.load(weights_only=True)`, our own files are safetensors with the config as JSON metadata.
+`torch.load(weights_only=True)` (numpy scalars and arrays allowed besides tensors), our own files are
+safetensors with the config as JSON metadata.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -130,6 +132,63 @@ def _check_and_load(model: GTPT, sd: Mapping[str, torch.Tensor], source: str) ->
     model.load_state_dict(sd, strict=True)
 
 
+def _numpy_globals() -> list:
+    """numpy scalars and arrays, which rebuild from raw bytes and run no code. Training scripts of
+    the HRNet/SimCC lineage store the best AP ('perf') as a numpy float beside the weights."""
+    import numpy as np
+    multiarray = (np._core if hasattr(np, "_core") else np.core).multiarray
+    found = [np.dtype, np.ndarray] + sorted({type(np.dtype(c)) for c in np.typecodes["All"] if c != "O"}, key=str)
+    for module in ("numpy.core", "numpy._core"):   # the names numpy 1 and numpy 2 write
+        found += [(multiarray.scalar, f"{module}.multiarray.scalar"),
+                  (multiarray._reconstruct, f"{module}.multiarray._reconstruct")]
+    return found
+
+
+def _allowed_names(allowed: list) -> set:
+    return {g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in allowed}
+
+
+def _is_safetensors(path: str) -> bool:
+    from safetensors import safe_open
+    try:
+        with safe_open(path, framework="pt"):
+            return True
+    except Exception:
+        return False
+
+
+def _load_weights_only(path: str):
+    """torch.load(weights_only=True) with numpy scalars and arrays allowed; a file that needs any
+    other Python object, or is no torch checkpoint at all, raises CheckpointError saying which."""
+    serialization = torch.serialization
+    allowed = _numpy_globals() if hasattr(serialization, "safe_globals") else []   # torch >= 2.5
+    try:
+        with serialization.safe_globals(allowed) if allowed else contextlib.nullcontext():
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        error = e
+    if not hasattr(serialization, "get_unsafe_globals_in_checkpoint"):
+        raise CheckpointError(f"cannot read {path} as a weights-only torch checkpoint: {error}") from error
+    try:
+        names = serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as e:   # not a zip archive of pickles: garbage, truncated or another format
+        if _is_safetensors(path):
+            raise CheckpointError(f"{path} is a safetensors file, not an official .pth checkpoint: "
+                                  "load it with gtpt.load_model (gtpt predict/eval --weights)") from e
+        detail = str(error).splitlines()[0] if str(error) else ""
+        detail = "" if detail.startswith("Weights only load failed") else f": {detail}"   # torch's advice misleads here
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (damaged, truncated, "
+                              f"or another format){detail}") from e
+    names = [n for n in names if n not in _allowed_names(allowed)]
+    if not names:
+        raise CheckpointError(f"cannot read {path} as a weights-only torch checkpoint: {error}") from error
+    raise CheckpointError(
+        f"{path} holds Python objects besides tensors and plain data ({', '.join(names)}), and gtpt never "
+        "unpickles arbitrary objects. If you trust the file, take its weights out yourself, e.g. "
+        f"sd = torch.load('{path}', weights_only=False)['state_dict'], and pass sd to "
+        "gtpt.load_official_checkpoint(sd, name)") from error
+
+
 def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping], name: str,
                              use_ema: bool = True, keep_rates=None) -> GTPT:
     """Build preset `name` and fill it from one of the authors' checkpoints (EMA weights by
@@ -139,10 +198,7 @@ def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping
         source = str(path_or_state_dict)
         if not Path(source).is_file():
             raise FileNotFoundError(f"official checkpoint not found: {source}")
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle refused or file corrupt
-            raise CheckpointError(f"cannot read {source} as a weights-only torch checkpoint: {e}") from e
+        obj = _load_weights_only(source)
     else:
         obj = path_or_state_dict
     sd = unwrap_state_dict(obj)
