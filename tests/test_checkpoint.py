@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gtpt import CheckpointError, build_model, load_model, load_official_checkpoint, save_model
+from gtpt.engine.state import load_checkpoint
 
 from .conftest import load_official_fixture
 
@@ -95,6 +96,8 @@ def test_unreadable_files_say_what_they_are(body, tmp_path):
         with pytest.raises(CheckpointError, match=match) as info:
             load_official_checkpoint(path, "gtpt-t-body")
         assert "will likely succeed" not in str(info.value)   # torch's advice to unpickle anything
+    with pytest.raises(CheckpointError, match=r"cut\.pth is not a readable PyTorch checkpoint"):
+        load_checkpoint(cut)    # training checkpoints (resume, convert --from-training) are read the same way
 
 
 @pytest.mark.parametrize("dtype", [None, torch.float16])

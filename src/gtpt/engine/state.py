@@ -59,13 +59,11 @@ def atomic_save(obj, path) -> Path:
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """A training checkpoint (weights_only: nothing is unpickled but tensors and containers)."""
+    from ..models.checkpoint import load_weights_only
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read training checkpoint {path}: {e}") from e
+    ckpt = load_weights_only(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path} is not a gtpt training checkpoint (format {CKPT_FORMAT!r})")
     return ckpt

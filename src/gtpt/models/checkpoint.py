@@ -157,14 +157,16 @@ def _is_safetensors(path: str) -> bool:
         return False
 
 
-def _load_weights_only(path: str):
-    """torch.load(weights_only=True) with numpy scalars and arrays allowed; a file that needs any
-    other Python object, or is no torch checkpoint at all, raises CheckpointError saying which."""
+def load_weights_only(path, map_location="cpu", trusted_hint: str = ""):
+    """torch.load(weights_only=True) with numpy scalars and arrays allowed. A file that needs any
+    other Python object, or is no torch checkpoint at all, raises CheckpointError saying which;
+    trusted_hint is appended to the first kind (what to do if the user trusts the file)."""
+    path = str(path)
     serialization = torch.serialization
     allowed = _numpy_globals() if hasattr(serialization, "safe_globals") else []   # torch >= 2.5
     try:
         with serialization.safe_globals(allowed) if allowed else contextlib.nullcontext():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
         error = e
     if not hasattr(serialization, "get_unsafe_globals_in_checkpoint"):
@@ -173,8 +175,8 @@ def _load_weights_only(path: str):
         names = serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception as e:   # not a zip archive of pickles: garbage, truncated or another format
         if _is_safetensors(path):
-            raise CheckpointError(f"{path} is a safetensors file, not an official .pth checkpoint: "
-                                  "load it with gtpt.load_model (gtpt predict/eval --weights)") from e
+            raise CheckpointError(f"{path} is a safetensors file, not a .pth checkpoint: load it with "
+                                  "gtpt.load_model (gtpt predict/eval --weights)") from e
         detail = str(error).splitlines()[0] if str(error) else ""
         detail = "" if detail.startswith("Weights only load failed") else f": {detail}"   # torch's advice misleads here
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (damaged, truncated, "
@@ -182,11 +184,8 @@ def _load_weights_only(path: str):
     names = [n for n in names if n not in _allowed_names(allowed)]
     if not names:
         raise CheckpointError(f"cannot read {path} as a weights-only torch checkpoint: {error}") from error
-    raise CheckpointError(
-        f"{path} holds Python objects besides tensors and plain data ({', '.join(names)}), and gtpt never "
-        "unpickles arbitrary objects. If you trust the file, take its weights out yourself, e.g. "
-        f"sd = torch.load('{path}', weights_only=False)['state_dict'], and pass sd to "
-        "gtpt.load_official_checkpoint(sd, name)") from error
+    raise CheckpointError(f"{path} holds Python objects besides tensors and plain data ({', '.join(names)}), "
+                          f"and gtpt never unpickles arbitrary objects{trusted_hint}") from error
 
 
 def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping], name: str,
@@ -198,7 +197,9 @@ def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping
         source = str(path_or_state_dict)
         if not Path(source).is_file():
             raise FileNotFoundError(f"official checkpoint not found: {source}")
-        obj = _load_weights_only(source)
+        obj = load_weights_only(source, trusted_hint=". If you trust the file, take its weights out yourself, e.g. "
+                                f"sd = torch.load('{source}', weights_only=False)['state_dict'], and pass sd to "
+                                "gtpt.load_official_checkpoint(sd, name)")
     else:
         obj = path_or_state_dict
     sd = unwrap_state_dict(obj)
