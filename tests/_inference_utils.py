@@ -95,6 +95,28 @@ def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0
     return proc.returncode, stdout, stderr
 
 
+def read_stamps(path) -> list:
+    """The stamped numbers (`stamp_index`) of every frame of the video file at `path`."""
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        out.append(read_stamp(img))
+    cap.release()
+    return out
+
+
+def realtime_slots(times, fps: float) -> int:
+    """How many frames a real-time video of frames arriving at `times` (seconds) holds at `fps`:
+    each frame takes the slot of its time, or the next free one."""
+    slots = 0
+    for t in times:
+        slots = max(slots, round(t * fps)) + 1
+    return slots
+
+
 def write_clip(path, img: np.ndarray, frames: int, shift: int, fps: float) -> Path:
     """An mp4 of `img` sliding right by `shift` px per frame (a person walking past)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, img.shape[1::-1])

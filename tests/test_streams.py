@@ -12,9 +12,9 @@ import pytest
 from gtpt.cli import main
 from gtpt.inference import Predictor
 from gtpt.inference.io import InputError, expand_inputs, is_stream, stream_name
-from gtpt.inference.video import VideoReader
+from gtpt.inference.video import VideoReader, VideoWriter
 from tests._inference_utils import count_frames, interrupt_gtpt, mjpeg_stream, person_image, read_stamp, \
-    visible_model
+    read_stamps, realtime_slots, stamp_index, visible_model
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,20 @@ def test_every_frame_keeps_them_all_with_arrival_times(frame):
     assert took > 0.8 and times[-1] < 0.5, (took, times)
 
 
+def test_video_of_a_stream_plays_in_real_time(tmp_path, frame):
+    """Frames that were skipped to keep up are filled with the frame before, not fast-forwarded."""
+    frames = [stamp_index(frame, i) for i in range(4)]
+    for times, stamps in (([0.0, 0.1, 0.5, 0.52], [0, 1, 1, 1, 1, 2, 3]),   # 10 fps: 0.5 s -> slot 5
+                          ([0.0, 0.1, 0.2, 0.3], [0, 1, 2, 3]),                # a file's times: one slot each
+                          (None, [0, 1, 2, 3])):
+        with VideoWriter(tmp_path / "v.mp4", fps=10) as writer:
+            for i, img in enumerate(frames):
+                writer.write(img, None if times is None else times[i])
+        assert read_stamps(tmp_path / "v.mp4") == stamps and writer.frames == len(stamps)
+        if times is not None:
+            assert realtime_slots(times, 10) == len(stamps)
+
+
 def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
     with mjpeg_stream(frame) as url:
         assert main(["predict", url, "--max-frames", "6", "--no-flip", "--out", str(tmp_path)]) == 0
@@ -93,7 +107,7 @@ def test_cli_stream_with_max_frames(tmp_path, frame, capsys):
     assert out["video"] == url and [f["frame"] for f in out["frames"]] == list(range(6))
     times = [f["time"] for f in out["frames"]]
     assert times[0] == 0.0 and times == sorted(set(times))
-    assert count_frames(tmp_path / "cam.mp4") == 6
+    assert count_frames(tmp_path / "cam.mp4") == realtime_slots(times, out["fps"]) >= 6
     assert main(["predict", url, "--max-frames", "0", "--out", str(tmp_path)]) == 2
     assert main(["predict", "9", "--out", str(tmp_path / "cam9")]) == 1   # no such camera: named, skipped
     assert "camera 9: cannot open the stream" in capsys.readouterr().err
@@ -107,7 +121,9 @@ def test_ctrl_c_keeps_the_frames_done(tmp_path, frame):
                                               started=(tmp_path / "cam.mp4").is_file, then_wait=1.0)
     assert code == 130, stderr[-2000:]
     assert "stopped by Ctrl-C" in stderr
-    frames = json.loads((tmp_path / "cam.json").read_text())["frames"]
+    out = json.loads((tmp_path / "cam.json").read_text())
+    frames = out["frames"]
     assert len(frames) >= 1 and [f["frame"] for f in frames] == list(range(len(frames)))
-    assert count_frames(tmp_path / "cam.mp4") == len(frames)   # a finished, readable video
+    # a finished, readable video, in real time
+    assert count_frames(tmp_path / "cam.mp4") == realtime_slots([f["time"] for f in frames], out["fps"])
     assert f"{len(frames)} frame(s)" in stdout

@@ -249,7 +249,7 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
             step = 1 if reader.is_stream else min(args.batch_size, args.max_frames or args.batch_size)
             frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step)
             for f in itertools.islice(frames, args.max_frames):
-                writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr))
+                writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), f.time)
                 frames_json.append({"frame": f.index, "time": round(f.time, 4),
                                     "people": [q.to_coco() for q in f.people]})
                 bar.update(1)

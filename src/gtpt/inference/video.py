@@ -140,21 +140,35 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Write BGR frames to an .mp4 (mp4v codec); the size is taken from the first frame."""
+    """Write BGR frames to an .mp4 (mp4v codec) at `fps`; the size is taken from the first frame.
+
+    write(frame, time): a frame that comes later than the next slot (a live stream whose frames
+    the model had no time for, `VideoReader.skipped`) is preceded by copies of the frame before,
+    so that the video plays in real time instead of fast-forward. Without times, every frame
+    takes one slot.
+    """
 
     def __init__(self, path, fps: float, fourcc: str = "mp4v"):
         self.path = Path(path)
         self.fps, self.fourcc = float(fps), fourcc
         self._writer: Optional[cv2.VideoWriter] = None
+        self._last: Optional[np.ndarray] = None
         self.frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, time: Optional[float] = None) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = frame.shape[:2]
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise OSError(f"{self.path}: OpenCV cannot write {self.fourcc} video here")
+        if time is not None and self._last is not None:
+            while self.frames < round(time * self.fps):   # the previous frame stays on screen until now
+                self._put(self._last)
+        self._put(frame)
+        self._last = frame
+
+    def _put(self, frame: np.ndarray) -> None:
         self._writer.write(frame)
         self.frames += 1
 
