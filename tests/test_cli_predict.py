@@ -85,6 +85,19 @@ def test_ctrl_c_keeps_the_images_done(tmp_path):
     assert f"{len(in_json)} image(s), {len(in_json)} person(s)" in stdout
 
 
+def test_warnings_read_as_messages(tmp_path):
+    """The console shows warnings as `gtpt <verb>: warning: ...`, not as Python source locations."""
+    write_jpg(tmp_path / "000000000042.jpg", _small(person_image(), 200))
+    dets = [{"image_id": 42, "category_id": 1, "bbox": [900, 900, 50, 50], "score": 0.8}]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    proc = subprocess.run([sys.executable, "-m", "gtpt", "predict", str(tmp_path / "000000000042.jpg"), "--boxes",
+                           str(tmp_path / "dets.json"), "--out", str(tmp_path / "out"), "--no-flip"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert "gtpt predict: warning: image 0: box [900.0, 900.0, 50.0, 50.0] lies outside" in proc.stderr
+    assert "UserWarning" not in proc.stderr and "warnings.warn" not in proc.stderr
+
+
 def test_boxes_json_matching_and_not(tmp_path, gtpt):
     img = _small(person_image(), 200)
     write_jpg(tmp_path / "000000000042.jpg", img)

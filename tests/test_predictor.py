@@ -145,6 +145,21 @@ def test_untrained_preset_warns_loudly():
             Predictor("gtpt-t-body", keep_rates=(1.0, 0.7, 0.0, 0.1))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the messages for machines without CUDA")
+def test_unusable_devices_are_named(tmp_path, photo):
+    model = visible_model()
+    with pytest.raises(ValueError, match=r"device 'cuda': this PyTorch \(.*\) sees no CUDA device"):
+        Predictor(model, device="cuda")
+    with pytest.raises(ValueError, match="device 'gpu': Expected one of cpu, cuda"):
+        Predictor(model, device="gpu")
+    import onnxruntime
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        onnx_file = Predictor(model, backend="onnxruntime", cache_dir=tmp_path).onnx_path
+        with pytest.warns(UserWarning, match="no CUDA provider .pip install onnxruntime-gpu.; running on the CPU"):
+            pred = Predictor(onnx_file, device="cuda")
+        assert len(pred.predict(photo[0])) == 1    # and it does run
+
+
 def test_bf16_precision_keeps_confident_joints(photo):
     from gtpt.commands._weights import DEMO_WEIGHTS
     from gtpt.inference.draw import DRAW_KPT_THR

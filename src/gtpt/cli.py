@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # verb -> one-line help (modules are imported only when their verb runs, to keep start-up fast)
 VERBS = {
@@ -49,7 +50,18 @@ def main(argv=None) -> int:
     if args.verb is None:
         parser.print_help()
         return 2
-    return int(_module(args.verb).run(args) or 0)
+    default_format = warnings.formatwarning
+
+    def plain(message, category, *rest, **kwargs):   # our warnings speak to users, not about source lines
+        if issubclass(category, UserWarning):
+            return f"gtpt {args.verb}: warning: {message}\n"
+        return default_format(message, category, *rest, **kwargs)
+
+    warnings.formatwarning = plain
+    try:
+        return int(_module(args.verb).run(args) or 0)
+    finally:
+        warnings.formatwarning = default_format
 
 
 if __name__ == "__main__":

@@ -76,8 +76,12 @@ def _session(model_bytes_or_path, device: str = "cpu", threads: Optional[int] = 
         raise ImportError("onnxruntime is not installed: pip install 'gtpt[onnx]' "
                           "(or onnxruntime-gpu for CUDA)") from e
     providers = ["CPUExecutionProvider"]
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        else:
+            warnings.warn(f"device {device!r}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                          "running on the CPU", UserWarning, stacklevel=3)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # keep onnxruntime's own warnings out of the CLI output
     if threads:

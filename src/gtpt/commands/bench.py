@@ -99,14 +99,17 @@ def measure(model, keep_rates, path: str, batches, args) -> dict[int, float]:
 def run(args) -> int:
     import torch
 
+    from ..inference.backends import check_device
     from ..models.checkpoint import CheckpointError
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]
     if bad or not paths:
         print(f"gtpt bench: error: unknown path(s) {bad}; choose from {', '.join(PATHS)}", file=sys.stderr)
         return 2
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("gtpt bench: error: --device cuda but PyTorch sees no CUDA device", file=sys.stderr)
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        print(f"gtpt bench: error: {e}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)

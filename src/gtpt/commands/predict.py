@@ -81,7 +81,7 @@ def build_predictor(args, choice):
         detector = PersonDetector(args.detector, args.device, score_thr=args.det_thr, nms_thr=args.det_nms)
         print(f"people from {detector}")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the untrained notice was already printed
+        warnings.filterwarnings("ignore", "UNTRAINED weights", UserWarning)  # announce() already said so
         return Predictor(choice.source, device=args.device, backend=args.backend, flip_test=not args.no_flip,
                          keep_rates=args.keep_rates, batch_size=args.batch_size, expect=choice.expect,
                          precision=args.precision, detector=detector, compile=getattr(args, "compile", False))

@@ -24,7 +24,7 @@ import numpy as np
 from ..codec import SimCCCodec
 from ..config import PRESETS
 from ..keypoints import get_keypoint_spec
-from .backends import OnnxRunner, TorchRunner, cached_onnx, check_precision
+from .backends import OnnxRunner, TorchRunner, cached_onnx, check_device, check_precision
 from .crops import box_to_crop, make_input
 from .detector import PersonDetector
 from .io import to_bgr
@@ -111,6 +111,8 @@ class Predictor:
             raise ValueError(f"precision {precision!r} needs backend='torch' (the onnx graph is float32)")
         if compile and backend != "torch":
             raise ValueError("compile=True needs backend='torch' (onnxruntime optimises the graph itself)")
+        if not is_onnx:   # a PyTorch model runs (or, for backend='onnxruntime', traces kept patches) there
+            check_device(device)
         self.backend, self.precision = backend, precision
 
         if isinstance(src, GTPT):
