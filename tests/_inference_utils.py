@@ -78,9 +78,9 @@ def count_frames(path) -> int:
     return n
 
 
-def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0):
-    """Run `gtpt *args` as a real process and send it SIGINT (Ctrl-C) `then_wait` seconds after
-    `started()` is true; returns (exit status, stdout, stderr)."""
+def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0, sig=signal.SIGINT):
+    """Run `gtpt *args` as a real process and send it `sig` (default SIGINT, i.e. Ctrl-C) `then_wait`
+    seconds after `started()` is true; returns (exit status, stdout, stderr)."""
     proc = subprocess.Popen(gtpt_cmd(*args), env=env(), cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -88,7 +88,7 @@ def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0
         while not started() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         time.sleep(then_wait)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -228,7 +228,7 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     from tqdm import tqdm
 
     from ..inference.draw import draw_poses
-    from ..inference.io import InputError, write_json
+    from ..inference.io import FramesJson, InputError
     from ..inference.smoothing import KeypointSmoother
     from ..inference.video import VideoReader, VideoWriter
 
@@ -237,8 +237,10 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     except InputError as e:
         _err(f"skipped: {e}")
         return 0
-    frames_json = []
     smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
+    smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
+    frames_json = FramesJson(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps,
+                                                    "num_joints": predictor.num_joints, "smoothing": smoothing})
     total = min(filter(None, (reader.frame_count, args.max_frames)), default=None)
     bar = tqdm(total=total, unit="frame", desc=name, disable=None, file=sys.stderr)
     interrupted = False
@@ -254,16 +256,15 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
                                     "people": [q.to_coco() for q in f.people]})
                 bar.update(1)
     except InputError as e:
+        frames_json.discard()
         _err(f"skipped: {e}")
         return 0
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-    smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
-    write_json(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps, "num_joints": predictor.num_joints,
-                                      "smoothing": smoothing, "frames": frames_json})
-    print(f"{reader.path}: {len(frames_json)} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    frames_json.close()
+    print(f"{reader.path}: {frames_json.count} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
     if reader.skipped:
         print(f"{reader.path}: {reader.skipped} frame(s) arrived while the model was busy and were skipped "
               "(--every-frame keeps them)")

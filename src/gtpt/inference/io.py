@@ -259,6 +259,39 @@ def write_json(path, obj) -> Path:
     return path
 
 
+class FramesJson:
+    """{**header, "frames": [...]} written one frame at a time, without keeping the frames in memory
+    (a camera may run for hours). Frames go to PATH.frames.jsonl as they come, one json object per
+    line, flushed; close() writes PATH atomically from that file and removes it. If the process
+    dies first, the .jsonl keeps every frame done."""
+
+    def __init__(self, path, header: dict):
+        self.path, self.header, self.count = Path(path), dict(header), 0
+        self.lines = self.path.with_name(self.path.name.removesuffix(".json") + ".frames.jsonl")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.lines, "w", buffering=1)   # line-buffered: each frame reaches the disk
+
+    def append(self, frame: dict) -> None:
+        self._file.write(json.dumps(frame, separators=(",", ":")) + "\n")
+        self.count += 1
+
+    def close(self) -> Path:
+        self._file.close()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as out, open(self.lines) as lines:
+            out.write(json.dumps({**self.header, "frames": []}, separators=(",", ":"))[:-2])   # up to "frames":[
+            for i, line in enumerate(lines):
+                out.write(("," if i else "") + line.rstrip("\n"))
+            out.write("]}")
+        os.replace(tmp, self.path)
+        self.lines.unlink()
+        return self.path
+
+    def discard(self) -> None:
+        self._file.close()
+        self.lines.unlink(missing_ok=True)
+
+
 def safe_stem(path: Path) -> str:
     """A file-system-safe output name for an input file."""
     return _safe_name(Path(path).stem, "input")
@@ -269,4 +302,5 @@ def _safe_name(text: str, default: str) -> str:
 
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "InputError", "InputItem", "read_image", "to_bgr",
-           "expand_inputs", "is_stream", "stream_name", "image_ids", "load_boxes", "write_json", "safe_stem"]
+           "expand_inputs", "is_stream", "stream_name", "image_ids", "load_boxes", "write_json", "FramesJson",
+           "safe_stem"]
