@@ -83,6 +83,7 @@ def test_ctrl_c_keeps_the_images_done(tmp_path):
     # a picture is written just before its json entry: Ctrl-C between the two leaves one picture over
     assert in_json <= drawn and len(drawn - in_json) <= 1
     assert f"{len(in_json)} image(s), {len(in_json)} person(s)" in stdout
+    assert not (out / "predictions.partial.jsonl").exists()   # folded into predictions.json
 
 
 def test_warnings_read_as_messages(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from gtpt.cli import main
 from gtpt.inference import Predictor
-from gtpt.inference.io import FramesJson, InputError, expand_inputs, is_stream, stream_name
+from gtpt.inference.io import InputError, JsonListWriter, expand_inputs, is_stream, stream_name
 from gtpt.inference.video import VideoReader, VideoWriter
 from tests._inference_utils import count_frames, interrupt_gtpt, mjpeg_stream, person_image, read_stamp, \
     read_stamps, realtime_slots, stamp_index, visible_model
@@ -128,32 +128,34 @@ def test_ctrl_c_keeps_the_frames_done(tmp_path, frame):
     # a finished, readable video, in real time
     assert count_frames(tmp_path / "cam.mp4") == realtime_slots([f["time"] for f in frames], out["fps"])
     assert f"{len(frames)} frame(s)" in stdout
-    assert not (tmp_path / "cam.frames.jsonl").exists()   # folded into cam.json
+    assert not (tmp_path / "cam.partial.jsonl").exists()   # folded into cam.json
 
 
-def test_frames_reach_the_disk_as_they_are_done(tmp_path):
-    """The per-frame json is not held in memory: FramesJson streams it through a .jsonl file."""
-    doc = FramesJson(tmp_path / "v.json", {"video": "v.mp4", "fps": 25.0})
-    assert doc.lines == tmp_path / "v.frames.jsonl"
+def test_results_reach_the_disk_as_they_are_done(tmp_path):
+    """Per-frame json is not held in memory: JsonListWriter streams it through a .jsonl file."""
+    doc = JsonListWriter(tmp_path / "v.json", {"video": "v.mp4", "fps": 25.0})
+    assert doc.lines == tmp_path / "v.partial.jsonl"
     frames = [{"frame": i, "people": [{"score": i / 10, "keypoints": [1.5] * 6}] * i} for i in range(3)]
     for f in frames:
         doc.append(f)
         assert [json.loads(line) for line in doc.lines.read_text().splitlines()] == frames[:f["frame"] + 1]
     assert doc.close() == tmp_path / "v.json" and not doc.lines.exists()
     assert json.loads((tmp_path / "v.json").read_text()) == {"video": "v.mp4", "fps": 25.0, "frames": frames}
-    empty = FramesJson(tmp_path / "e.json", {"video": "e.mp4"})
-    empty.close()
-    assert json.loads((tmp_path / "e.json").read_text()) == {"video": "e.mp4", "frames": []}
+    for items in ([], frames[1:]):   # a plain list (COCO results); empty too
+        plain = JsonListWriter(tmp_path / "p.json")
+        for item in items:
+            plain.append(item)
+        assert json.loads(plain.close().read_text()) == items and plain.count == len(items)
 
 
 def test_a_killed_run_keeps_the_frames_done(tmp_path, frame):
-    """kill -9 leaves no time to write anything: the frames done are in cam.frames.jsonl."""
+    """kill -9 leaves no time to write anything: the frames done are in cam.partial.jsonl."""
     with mjpeg_stream(frame) as url:
         code, _, _ = interrupt_gtpt(["predict", url, "--no-flip", "--out", str(tmp_path)],
-                                    started=lambda: (tmp_path / "cam.frames.jsonl").is_file()
-                                    and (tmp_path / "cam.frames.jsonl").stat().st_size > 0,
+                                    started=lambda: (tmp_path / "cam.partial.jsonl").is_file()
+                                    and (tmp_path / "cam.partial.jsonl").stat().st_size > 0,
                                     then_wait=1.0, sig=signal.SIGKILL)
     assert code == -signal.SIGKILL and not (tmp_path / "cam.json").exists()
-    frames = [json.loads(line) for line in (tmp_path / "cam.frames.jsonl").read_text().splitlines()]
+    frames = [json.loads(line) for line in (tmp_path / "cam.partial.jsonl").read_text().splitlines()]
     assert len(frames) >= 2 and [f["frame"] for f in frames] == list(range(len(frames)))
     assert all(len(f["people"]) == 1 and len(f["people"][0]["keypoints"]) == 51 for f in frames)

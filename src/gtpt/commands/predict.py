@@ -161,16 +161,16 @@ def _output_names(paths: list) -> dict:
 
 
 def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
-    """Images -> annotated copies as they go, then DIR/predictions.json. Ctrl-C writes the json for
-    the images done (Ctrl-C is then raised again)."""
+    """Images -> annotated copies and COCO results as they go (DIR/predictions.partial.jsonl), then
+    DIR/predictions.json. Ctrl-C writes the json for the images done (Ctrl-C is then raised again)."""
     import cv2
     from tqdm import tqdm
 
     from ..inference.draw import draw_poses
-    from ..inference.io import InputError, image_ids, read_image, write_json
+    from ..inference.io import InputError, JsonListWriter, image_ids, read_image
 
     ids = image_ids(paths)
-    results, done, people_count = [], 0, 0
+    results, done = JsonListWriter(out / "predictions.json"), 0
     bar = tqdm(total=len(paths), unit="img", desc="images", disable=len(paths) < 2 or None, file=sys.stderr)
     interrupted = False
     try:
@@ -193,17 +193,19 @@ def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
                 if args.show_pruning and people:
                     _write_pruning(predictor, img, people, out / f"{names[p]}_pruning.png")
                 # an image counts as done, json entries included, once its picture is written
-                results += [person.to_coco(image_id, p.name) for person in people]
+                for person in people:
+                    results.append(person.to_coco(image_id, p.name))
                 done += 1
-                people_count += len(people)
                 bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
     if done:
-        write_json(out / "predictions.json", results)
-        print(f"{done} image(s), {people_count} person(s): annotated copies and predictions.json in {out}")
+        results.close()
+        print(f"{done} image(s), {results.count} person(s): annotated copies and predictions.json in {out}")
+    else:
+        results.discard()
     if interrupted:
         raise KeyboardInterrupt
     return done
@@ -228,7 +230,7 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     from tqdm import tqdm
 
     from ..inference.draw import draw_poses
-    from ..inference.io import FramesJson, InputError
+    from ..inference.io import InputError, JsonListWriter
     from ..inference.smoothing import KeypointSmoother
     from ..inference.video import VideoReader, VideoWriter
 
@@ -239,8 +241,8 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
         return 0
     smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
     smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
-    frames_json = FramesJson(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps,
-                                                    "num_joints": predictor.num_joints, "smoothing": smoothing})
+    frames_json = JsonListWriter(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps,
+                                                        "num_joints": predictor.num_joints, "smoothing": smoothing})
     total = min(filter(None, (reader.frame_count, args.max_frames)), default=None)
     bar = tqdm(total=total, unit="frame", desc=name, disable=None, file=sys.stderr)
     interrupted = False

@@ -259,30 +259,33 @@ def write_json(path, obj) -> Path:
     return path
 
 
-class FramesJson:
-    """{**header, "frames": [...]} written one frame at a time, without keeping the frames in memory
-    (a camera may run for hours). Frames go to PATH.frames.jsonl as they come, one json object per
-    line, flushed; close() writes PATH atomically from that file and removes it. If the process
-    dies first, the .jsonl keeps every frame done."""
+class JsonListWriter:
+    """A json list written item by item, without keeping the items in memory (a camera may run for
+    hours): PATH holds [items], or {**header, key: [items]} when a header is given. Items go to
+    PATH.partial.jsonl as they come, one json object per line, flushed; close() writes PATH
+    atomically from that file and removes it. If the process dies first, the .jsonl keeps every
+    item written."""
 
-    def __init__(self, path, header: dict):
-        self.path, self.header, self.count = Path(path), dict(header), 0
-        self.lines = self.path.with_name(self.path.name.removesuffix(".json") + ".frames.jsonl")
+    def __init__(self, path, header: Optional[dict] = None, key: str = "frames"):
+        self.path, self.header, self.key, self.count = Path(path), header, key, 0
+        self.lines = self.path.with_name(self.path.name.removesuffix(".json") + ".partial.jsonl")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.lines, "w", buffering=1)   # line-buffered: each frame reaches the disk
+        self._file = open(self.lines, "w", buffering=1)   # line-buffered: each item reaches the disk
 
-    def append(self, frame: dict) -> None:
-        self._file.write(json.dumps(frame, separators=(",", ":")) + "\n")
+    def append(self, item: dict) -> None:
+        self._file.write(json.dumps(item, separators=(",", ":")) + "\n")
         self.count += 1
 
     def close(self) -> Path:
         self._file.close()
+        opening = "[" if self.header is None else \
+            json.dumps({**self.header, self.key: []}, separators=(",", ":"))[:-2]   # ... "key":[
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w") as out, open(self.lines) as lines:
-            out.write(json.dumps({**self.header, "frames": []}, separators=(",", ":"))[:-2])   # up to "frames":[
+            out.write(opening)
             for i, line in enumerate(lines):
                 out.write(("," if i else "") + line.rstrip("\n"))
-            out.write("]}")
+            out.write("]" if self.header is None else "]}")
         os.replace(tmp, self.path)
         self.lines.unlink()
         return self.path
@@ -302,5 +305,5 @@ def _safe_name(text: str, default: str) -> str:
 
 
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "InputError", "InputItem", "read_image", "to_bgr",
-           "expand_inputs", "is_stream", "stream_name", "image_ids", "load_boxes", "write_json", "FramesJson",
+           "expand_inputs", "is_stream", "stream_name", "image_ids", "load_boxes", "write_json", "JsonListWriter",
            "safe_stem"]
