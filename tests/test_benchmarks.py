@@ -172,3 +172,15 @@ def test_onnx_accuracy_benchmark_scores_three_runtimes(capsys):
     assert abs(ap["onnxruntime int8"] - ap["onnxruntime fp32"]) < 5
     assert float(rows["onnxruntime int8"][2]) < 0.5 * float(rows["onnxruntime fp32"][2])   # file MB
     assert len({v[1] for v in rows.values()}) == 1                    # the same people scored
+
+
+def test_keypoint_boxes_table(capsys):
+    """benchmarks/keypoint_boxes.py on the 14 people of tests/data/mini_sample (demo weights)."""
+    sample = Path(__file__).resolve().parent / "data" / "mini_sample"
+    assert _load("keypoint_boxes").main(["--ann", str(sample / "person_keypoints.json"), "--images",
+                                         str(sample / "images"), "--steps", "2", "--margins", "1.3", "1.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "14 people" in lines[0] and 0 < float(lines[1].split(":")[1]) <= 100
+    rows = [line.split() for line in lines[3:]]
+    assert [r[:2] for r in rows] == [["0.020", "1.30"], ["0.020", "1.50"]]
+    assert all(0 <= float(ap) <= 100 for r in rows for ap in r[2:]) and len(rows[0]) == 4

@@ -306,6 +306,11 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     for f in frames:   # every person tracked, one id per person in a frame
         ids = [q["track_id"] for q in f["people"]]
         assert len(set(ids)) == len(ids)
+    rc, stdout, err = gtpt("predict", clip, "--detector", YOLO, "--det-thr", 0.7, "--det-interval", 3,
+                           "--out", out / "followed", "--no-flip")
+    followed = json.loads((out / "followed" / "clip.json").read_text())["frames"]
+    assert rc == 0 and len(followed) == 3, err   # frames 1 and 2 follow the joints (tests/test_predictor.py)
+    assert len(followed[0]["people"]) == counts[0] and followed[0]["people"] == frames[0]["people"]
 
 
 def test_detector_option_errors(tmp_path, gtpt):
@@ -314,6 +319,10 @@ def test_detector_option_errors(tmp_path, gtpt):
     assert rc == 2 and "missing.onnx" in err
     rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", YOLO, "--det-nms", 0, "--out", tmp_path)
     assert rc == 2 and "nms_thr" in err
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--detector", YOLO, "--det-interval", 0, "--out", tmp_path)
+    assert rc == 2 and "--det-interval must be >= 1, got 0" in err
+    rc, _, err = gtpt("predict", tmp_path / "a.jpg", "--det-interval", 5, "--out", tmp_path)
+    assert rc == 0 and "--det-interval applies with --detector only" in err
     (tmp_path / "boxes.json").write_text("[]")
     with pytest.raises(SystemExit) as e:
         gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--boxes",

@@ -160,6 +160,44 @@ def test_unusable_devices_are_named(tmp_path, photo):
         assert len(pred.predict(photo[0])) == 1    # and it does run
 
 
+def test_det_interval_follows_people_by_their_joints(tmp_path):
+    """det_interval=3: the detector runs on frames 0, 3, 6; in between, each person's box is the one
+    around their joints in the frame before."""
+    from pathlib import Path
+
+    from gtpt.commands._weights import DEMO_WEIGHTS
+    from gtpt.inference.detector import PersonDetector
+    from gtpt.inference.tracking import keypoint_box
+
+    class CountedDetector(PersonDetector):   # the real detector, its runs counted
+        runs = 0
+
+        def __call__(self, image):
+            self.runs += 1
+            return super().__call__(image)
+
+    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    img = cv2.imread(str(Path(__file__).resolve().parents[1] / "src" / "gtpt" / "assets" / "demo_two_people.jpg"))
+    clip = write_clip(tmp_path / "clip.mp4", cv2.resize(img, (320, img.shape[0] * 320 // img.shape[1])),
+                      frames=7, shift=6, fps=10.0)
+    detector = CountedDetector(yolo, score_thr=0.95)   # two (random) people
+    pred = Predictor(str(DEMO_WEIGHTS), detector=detector, flip_test=False)
+    frames = list(pred.predict_video(clip, det_interval=3))
+    assert detector.runs == 3 and all(f.people for f in frames)
+    for before, f in zip(frames, frames[1:]):
+        if f.index % 3 == 0:    # detected: the detector's own boxes
+            np.testing.assert_allclose([p.box for p in f.people], detector(f.image)[:, :4])
+        else:                   # followed: the boxes around the joints of the frame before, in order
+            want = [keypoint_box(p.keypoints) for p in before.people]
+            np.testing.assert_allclose([p.box for p in f.people], [b for b in want if b is not None])
+            assert [p.box_score for p in f.people] == [p.box_score for p, b in zip(before.people, want)
+                                                        if b is not None]   # the detection's score carries over
+    detector.runs = 0
+    assert len(list(pred.predict_video(clip))) == 7 and detector.runs == 7   # the default: every frame
+    with pytest.raises(ValueError, match="det_interval must be >= 1"):
+        next(pred.predict_video(clip, det_interval=0))
+
+
 def test_bf16_precision_keeps_confident_joints(photo):
     from gtpt.commands._weights import DEMO_WEIGHTS
     from gtpt.inference.draw import DRAW_KPT_THR

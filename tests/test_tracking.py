@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gtpt.inference.person import Person
-from gtpt.inference.tracking import PoseTracker, box_iou
+from gtpt.inference.tracking import KEYPOINT_BOX_MARGIN, PoseTracker, box_iou, keypoint_box
 
 
 def _person(x, y, w=40, h=100, score=0.5):
@@ -61,3 +61,12 @@ def test_track_id_in_coco_output():
     assert "track_id" not in p.to_coco()
     p.track_id = 3
     assert p.to_coco()["track_id"] == 3
+
+
+def test_keypoint_box_spans_the_sure_joints():
+    kpts = np.array([[10, 20, 0.5], [30, 80, 0.5], [20, 50, 0.2], [500, 500, 0.005]], np.float64)   # last: unsure
+    np.testing.assert_allclose(keypoint_box(kpts, 0.01, margin=1.0), [10, 20, 20, 60])
+    grown = keypoint_box(kpts)   # about the same centre, 1.3x the size; joints above 0.02 (as drawn)
+    np.testing.assert_allclose(grown, [20 - 13, 50 - 39, 26, 78])
+    assert KEYPOINT_BOX_MARGIN == 1.3
+    assert keypoint_box(kpts, 0.3) is None   # two sure joints are not enough to follow a person

@@ -38,6 +38,9 @@ def add_arguments(p):
     p.add_argument("--det-thr", type=float, default=0.25, help="detector confidence threshold")
     p.add_argument("--det-nms", type=float, default=0.7,
                    help="detector NMS: IoU above which the weaker of two person boxes is dropped")
+    p.add_argument("--det-interval", type=int, default=1, metavar="N",
+                   help="videos and streams: run the detector on every N-th frame only and follow each person "
+                        "by their joints in between (faster; people who walk in appear at the next detection)")
     p.add_argument("--out", default="gtpt_predictions", metavar="DIR", help="output folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
@@ -98,9 +101,10 @@ def run(args) -> int:
     if not items:
         _err("nothing to do: no image or video file among the inputs")
         return 1
-    if args.max_frames is not None and args.max_frames < 1:
-        _err(f"error: --max-frames must be >= 1, got {args.max_frames}")
-        return 2
+    for flag, value in (("--max-frames", args.max_frames), ("--det-interval", args.det_interval)):
+        if value is not None and value < 1:
+            _err(f"error: {flag} must be >= 1, got {value}")
+            return 2
     images = [it.path for it in items if it.kind == "image"]
     videos = [it.path for it in items if it.kind in ("video", "stream")]
     boxes = None
@@ -117,6 +121,8 @@ def run(args) -> int:
         if videos:
             _err("--boxes applies to images only; video frames use the whole frame as the person box "
                  "(--detector finds the people in each frame)")
+    if args.det_interval > 1 and not args.detector:
+        _err("--det-interval applies with --detector only; ignored")
     if args.smooth and not videos:
         _err("--smooth applies to videos only; the images are not smoothed")
     try:
@@ -251,7 +257,8 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
             # people keep their track_id from frame to frame; a stream goes frame by frame (no waiting
             # for a batch of live frames), a file reads no further than --max-frames
             step = 1 if reader.is_stream else min(args.batch_size, args.max_frames or args.batch_size)
-            frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step)
+            frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step,
+                                             det_interval=args.det_interval)
             for f in itertools.islice(frames, args.max_frames):
                 writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), f.time)
                 frames_json.append({"frame": f.index, "time": round(f.time, 4),

@@ -35,8 +35,8 @@ UNTRAINED_NOTICE = ("UNTRAINED weights: '{name}' is randomly initialised, so its
 
 
 class VideoFrame(NamedTuple):
-    """One frame of `Predictor.predict_video`: its index, time in seconds (index / fps), BGR image [h, w, 3]
-    and people (with track ids)."""
+    """One frame of `Predictor.predict_video`: its index, time in seconds (index / fps; for a stream,
+    when it arrived), BGR image [h, w, 3] and people (with track ids)."""
 
     index: int
     time: float
@@ -244,7 +244,7 @@ class Predictor:
     __call__ = predict
 
     def predict_video(self, video, smooth=False, frames_per_step: Optional[int] = None,
-                      tracker=None) -> Iterator[VideoFrame]:
+                      tracker=None, det_interval: int = 1) -> Iterator[VideoFrame]:
         """Every frame of a video -> VideoFrame(index, time, image, people), in order, lazily.
 
         video: a path, a stream (camera index or URL, read until it ends: stop iterating to stop)
@@ -255,27 +255,39 @@ class Predictor:
         their joints over time. Frames go through `predict_batch` frames_per_step at a time
         (default: 8 for a file, 1 for a stream, which would otherwise wait for 8 live frames).
 
+        det_interval: with a detector, run it on every det_interval-th frame only; in between,
+        each person's box is the one around their joints in the frame before (`keypoint_box`),
+        as pose trackers do. Someone who walks in between two detections appears at the next
+        one; frames then go one at a time, since each needs the one before.
+
             for f in pred.predict_video("clip.mp4", smooth=True):
                 print(f.index, f.time, [p.track_id for p in f.people])
         """
         from .smoothing import KeypointSmoother
-        from .tracking import PoseTracker
+        from .tracking import PoseTracker, keypoint_box
         from .video import VideoReader
 
+        if int(det_interval) < 1:
+            raise ValueError(f"det_interval must be >= 1, got {det_interval}")
+        follow = self.detector is not None and det_interval > 1
         reader = video if isinstance(video, VideoReader) else VideoReader(video)
         tracker = tracker if tracker is not None else PoseTracker()
         smoother = KeypointSmoother() if smooth is True else (smooth or None)
         step = frames_per_step if frames_per_step is not None else (1 if reader.is_stream else 8)
-        index, frames = 0, reader.timed_frames()
+        index, frames, last = 0, reader.timed_frames(), []
         try:
-            while batch := list(itertools.islice(frames, max(1, int(step)))):
+            while batch := list(itertools.islice(frames, 1 if follow else max(1, int(step)))):
                 times, images = zip(*batch)
-                for t, img, people in zip(times, images, self.predict_batch(list(images))):
+                boxes = None
+                if follow and index % det_interval:
+                    followed = [(keypoint_box(p.keypoints), p.box_score) for p in last]
+                    boxes = [[np.append(box, score) for box, score in followed if box is not None] or None]
+                for t, img, people in zip(times, images, self.predict_batch(list(images), boxes)):
                     people = tracker.update(people)
                     if smoother is not None:
                         people = smoother.update(people, t)
                     yield VideoFrame(index, t, img, people)
-                    index += 1
+                    last, index = people, index + 1
         finally:
             if reader is not video:   # opened here, closed here
                 reader.close()
