@@ -5,7 +5,7 @@
 
 Keypoint AP on a COCO-format set (flip test, gtpt's evaluator), first with the labelled boxes, then
 with each person re-cropped from the box around their joints found one step before
-(`gtpt.inference.tracking.keypoint_box`), for 1 to --steps steps and several box margins. Each
+(`gtpt.inference.tracking.follow_boxes`), for 1 to --steps steps and several box margins. Each
 step runs on the same still picture: it is what happens between two detections, without the
 motion that a video adds between frames. Without --weights: the shipped demo weights.
 """
@@ -23,7 +23,7 @@ from gtpt.commands._weights import DEMO_WEIGHTS  # noqa: E402
 from gtpt.data.coco import read_json  # noqa: E402
 from gtpt.engine.metrics import coco_keypoint_eval  # noqa: E402
 from gtpt.inference.predictor import Predictor  # noqa: E402
-from gtpt.inference.tracking import KEYPOINT_BOX_MARGIN, KEYPOINT_BOX_THR, keypoint_box  # noqa: E402
+from gtpt.inference.tracking import KEYPOINT_BOX_MARGIN, KEYPOINT_BOX_THR, follow_boxes  # noqa: E402
 from gtpt.keypoints import get_keypoint_spec  # noqa: E402
 
 
@@ -35,15 +35,6 @@ def run_all(predictor, images: dict, boxes: dict) -> dict:
 def keypoint_ap(people: dict, ann: str, spec) -> float:
     results = [p.to_coco(image_id=i) for i, found in people.items() for p in found]
     return 100 * coco_keypoint_eval(ann, results, spec)["AP"]
-
-
-def followed_boxes(people: dict, score_thr: float, margin: float) -> dict:
-    """The next step's boxes: around each person's joints, with their detection score; lost people are dropped."""
-    out = {}
-    for i, found in people.items():
-        rows = [(keypoint_box(p.keypoints, score_thr, margin), p.box_score) for p in found]
-        out[i] = np.array([np.append(box, score) for box, score in rows if box is not None]).reshape(-1, 5)
-    return out
 
 
 def main(argv=None) -> int:
@@ -75,7 +66,8 @@ def main(argv=None) -> int:
         for margin in args.margins:
             people, row = start, []
             for _ in range(args.steps):
-                people = run_all(predictor, images, followed_boxes(people, thr, margin))
+                boxes = {i: follow_boxes(found, thr, margin) for i, found in people.items()}
+                people = run_all(predictor, images, boxes)
                 row.append(keypoint_ap(people, args.ann, spec))
             print(f"{thr:<10.3f}{margin:<8.2f}" + "".join(f"{ap:>9.1f}" for ap in row))
     return 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gtpt.inference.person import Person
-from gtpt.inference.tracking import KEYPOINT_BOX_MARGIN, PoseTracker, box_iou, keypoint_box
+from gtpt.inference.tracking import KEYPOINT_BOX_MARGIN, PoseTracker, box_iou, follow_boxes, keypoint_box
 
 
 def _person(x, y, w=40, h=100, score=0.5):
@@ -70,3 +70,12 @@ def test_keypoint_box_spans_the_sure_joints():
     np.testing.assert_allclose(grown, [20 - 13, 50 - 39, 26, 78])
     assert KEYPOINT_BOX_MARGIN == 1.3
     assert keypoint_box(kpts, 0.3) is None   # two sure joints are not enough to follow a person
+
+
+def test_follow_boxes_keep_the_detection_score_and_drop_lost_people():
+    sure = np.array([[10, 20, 0.5], [30, 80, 0.5], [20, 50, 0.2]], np.float64)
+    lost = sure * [1, 1, 0.01]
+    people = [Person(box=np.zeros(4), box_score=s, keypoints=k, score=0.5) for s, k in ((0.9, sure), (0.8, lost),
+                                                                                        (0.7, sure + [100, 0, 0]))]
+    np.testing.assert_allclose(follow_boxes(people, margin=1.0), [[10, 20, 20, 60, 0.9], [110, 20, 20, 60, 0.7]])
+    assert follow_boxes([]).shape == (0, 5) and follow_boxes(people[1:2]).shape == (0, 5)

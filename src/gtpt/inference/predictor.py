@@ -256,7 +256,7 @@ class Predictor:
         (default: 8 for a file, 1 for a stream, which would otherwise wait for 8 live frames).
 
         det_interval: with a detector, run it on every det_interval-th frame only; in between,
-        each person's box is the one around their joints in the frame before (`keypoint_box`),
+        each person's box is the one around their joints in the frame before (`follow_boxes`),
         as pose trackers do. Someone who walks in between two detections appears at the next
         one; frames then go one at a time, since each needs the one before.
 
@@ -264,7 +264,7 @@ class Predictor:
                 print(f.index, f.time, [p.track_id for p in f.people])
         """
         from .smoothing import KeypointSmoother
-        from .tracking import PoseTracker, keypoint_box
+        from .tracking import PoseTracker, follow_boxes
         from .video import VideoReader
 
         if int(det_interval) < 1:
@@ -280,8 +280,8 @@ class Predictor:
                 times, images = zip(*batch)
                 boxes = None
                 if follow and index % det_interval:
-                    followed = [(keypoint_box(p.keypoints), p.box_score) for p in last]
-                    boxes = [[np.append(box, score) for box, score in followed if box is not None] or None]
+                    followed = follow_boxes(last)
+                    boxes = [followed if len(followed) else None]   # all lost: detect again
                 for t, img, people in zip(times, images, self.predict_batch(list(images), boxes)):
                     people = tracker.update(people)
                     if smoother is not None:

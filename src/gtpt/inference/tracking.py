@@ -46,6 +46,14 @@ def keypoint_box(keypoints: np.ndarray, score_thr: float = KEYPOINT_BOX_THR,
     return np.concatenate([(lo + hi) / 2 - size / 2, size])
 
 
+def follow_boxes(people: Sequence, score_thr: float = KEYPOINT_BOX_THR,
+                 margin: float = KEYPOINT_BOX_MARGIN) -> np.ndarray:
+    """The next frame's boxes [N, 5] (x, y, w, h, the detection's score) for `people` of this one:
+    around each person's joints (`keypoint_box`); people with too few sure joints are left out."""
+    rows = [(keypoint_box(p.keypoints, score_thr, margin), p.box_score) for p in people]
+    return np.array([np.append(box, score) for box, score in rows if box is not None], np.float64).reshape(-1, 5)
+
+
 class PoseTracker:
     """Gives each Person of consecutive frames a `track_id` (0, 1, 2, ... in order of appearance).
 
@@ -88,4 +96,4 @@ class PoseTracker:
         return people
 
 
-__all__ = ["KEYPOINT_BOX_MARGIN", "KEYPOINT_BOX_THR", "PoseTracker", "box_iou", "keypoint_box"]
+__all__ = ["KEYPOINT_BOX_MARGIN", "KEYPOINT_BOX_THR", "PoseTracker", "box_iou", "follow_boxes", "keypoint_box"]
