@@ -194,8 +194,9 @@ def test_det_interval_follows_people_by_their_joints(tmp_path):
                                                         if b is not None]   # the detection's score carries over
     detector.runs = 0
     assert len(list(pred.predict_video(clip))) == 7 and detector.runs == 7   # the default: every frame
-    with pytest.raises(ValueError, match="det_interval must be >= 1"):
-        next(pred.predict_video(clip, det_interval=0))
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="det_interval must be a whole number >= 1"):
+            next(pred.predict_video(clip, det_interval=bad))
 
 
 def test_bf16_precision_keeps_confident_joints(photo):

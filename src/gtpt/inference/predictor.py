@@ -267,8 +267,8 @@ class Predictor:
         from .tracking import PoseTracker, follow_boxes
         from .video import VideoReader
 
-        if int(det_interval) < 1:
-            raise ValueError(f"det_interval must be >= 1, got {det_interval}")
+        if int(det_interval) != det_interval or det_interval < 1:
+            raise ValueError(f"det_interval must be a whole number >= 1, got {det_interval}")
         follow = self.detector is not None and det_interval > 1
         reader = video if isinstance(video, VideoReader) else VideoReader(video)
         tracker = tracker if tracker is not None else PoseTracker()
@@ -280,8 +280,10 @@ class Predictor:
                 times, images = zip(*batch)
                 boxes = None
                 if follow and index % det_interval:
-                    followed = follow_boxes(last)
-                    boxes = [followed if len(followed) else None]   # all lost: detect again
+                    h, w = images[0].shape[:2]   # people who walked out of the picture are lost
+                    followed = [b for b in follow_boxes(last)
+                                if box_to_crop(b[:4], w, h, self.cfg.image_size) is not None]
+                    boxes = [followed or None]   # all lost: detect again
                 for t, img, people in zip(times, images, self.predict_batch(list(images), boxes)):
                     people = tracker.update(people)
                     if smoother is not None:

@@ -5,8 +5,8 @@ matched by IoU or OKS the same way): each new person takes the free track whose 
 it most, if that overlap reaches `iou_thr`; the rest start new tracks. A track not seen for more than
 `max_age` frames is forgotten, so a person who leaves and comes back much later gets a new id.
 
-`keypoint_box` is how a person is followed without the detector between its runs: the next frame's
-box is the one around the joints found in this frame.
+`follow_boxes` is how people are followed without the detector between its runs: the next frame's
+box of each person is the one around the joints found in this frame (`keypoint_box`).
 """
 from __future__ import annotations
 
