@@ -5,6 +5,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -306,8 +307,12 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     for f in frames:   # every person tracked, one id per person in a frame
         ids = [q["track_id"] for q in f["people"]]
         assert len(set(ids)) == len(ids)
-    rc, stdout, err = gtpt("predict", clip, "--detector", YOLO, "--det-thr", 0.7, "--det-interval", 3,
-                           "--out", out / "followed", "--no-flip")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc, stdout, err = gtpt("predict", clip, "--detector", YOLO, "--det-thr", 0.7, "--det-interval", 3,
+                               "--out", out / "followed", "--no-flip")
+    # some random detections give degenerate followed boxes: dropped as lost, not warned about
+    assert not [w for w in caught if "lies outside" in str(w.message)]
     followed = json.loads((out / "followed" / "clip.json").read_text())["frames"]
     assert rc == 0 and len(followed) == 3, err   # frames 1 and 2 follow the joints (tests/test_predictor.py)
     assert len(followed[0]["people"]) == counts[0] and followed[0]["people"] == frames[0]["people"]
