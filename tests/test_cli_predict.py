@@ -96,7 +96,8 @@ def test_warnings_read_as_messages(tmp_path):
                            str(tmp_path / "dets.json"), "--out", str(tmp_path / "out"), "--no-flip"],
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
-    assert "gtpt predict: warning: image 0: box [900.0, 900.0, 50.0, 50.0] lies outside" in proc.stderr
+    assert f"gtpt predict: warning: {tmp_path / '000000000042.jpg'}: box [900.0, 900.0, 50.0, 50.0] lies outside" \
+        in proc.stderr
     assert "UserWarning" not in proc.stderr and "warnings.warn" not in proc.stderr
 
 

@@ -130,8 +130,11 @@ def test_bad_inputs_say_what_is_wrong(predictor, tmp_path):
         predictor.predict(np.zeros((50, 50, 3), np.float32))
     with pytest.raises(ValueError, match=r"\[N, 4\]"):
         predictor.predict(np.zeros((50, 50, 3), np.uint8), np.zeros((2, 3)))
-    with pytest.warns(UserWarning, match="outside"):
+    with pytest.warns(UserWarning, match=r"^image 0: box \[100.0, 100.0, 10.0, 10.0\] lies outside the 50x50"):
         assert predictor.predict(np.zeros((50, 50, 3), np.uint8), [[100, 100, 10, 10]]) == []
+    small = write_jpg(tmp_path / "small.jpg", np.zeros((50, 50, 3), np.uint8))
+    with pytest.warns(UserWarning, match=r"small\.jpg: box .* lies outside"):   # a path names the file
+        assert predictor.predict(small, [[100, 100, 10, 10]]) == []
 
 
 def test_untrained_preset_warns_loudly():

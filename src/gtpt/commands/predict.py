@@ -192,7 +192,7 @@ def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
             if not chunk:
                 continue
             box_rows = [boxes.get(p, (None, []))[1] if boxes is not None else None for p in chunk]
-            people_lists = predictor.predict_batch(imgs, box_rows)
+            people_lists = predictor.predict_batch(imgs, box_rows, names=[str(p) for p in chunk])
             for p, img, people in zip(chunk, imgs, people_lists):
                 image_id = boxes[p][0] if boxes is not None and p in boxes and boxes[p][0] is not None else ids[p]
                 cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))

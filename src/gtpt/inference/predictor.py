@@ -194,13 +194,16 @@ class Predictor:
         return self.codec.merge_flip(lx[:n], ly[:n], lx[n:], ly[n:], self._flip_index, shift=True)
 
     def predict_batch(self, images: Sequence, boxes_list: Optional[Sequence] = None,
-                      rgb: bool = False) -> list[list[Person]]:
+                      rgb: bool = False, names: Optional[Sequence[str]] = None) -> list[list[Person]]:
         """Many images at once -> one list of Person per image (same order as the boxes).
 
         boxes_list: per image None (the detector's boxes if the predictor has one, else the whole
         image) or boxes [N, 4|5] xywh(+score). Boxes that do not overlap the image are dropped
-        with a warning.
+        with a warning, which names the image by `names` (default: the file name of a path, else
+        its index).
         """
+        if names is None:
+            names = [str(im) if isinstance(im, (str, os.PathLike)) else f"image {i}" for i, im in enumerate(images)]
         images = [to_bgr(im, rgb) for im in images]
         if boxes_list is None:
             boxes_list = [None] * len(images)
@@ -214,7 +217,7 @@ class Predictor:
             for row in _as_boxes(boxes, w, h):
                 crop = box_to_crop(row[:4], w, h, self.cfg.image_size)
                 if crop is None:
-                    warnings.warn(f"image {i}: box {row[:4].tolist()} lies outside the {w}x{h} image; skipped")
+                    warnings.warn(f"{names[i]}: box {row[:4].tolist()} lies outside the {w}x{h} image; skipped")
                     continue
                 jobs.append((i, row, *crop))
 
