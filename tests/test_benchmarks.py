@@ -178,9 +178,14 @@ def test_keypoint_boxes_table(capsys):
     """benchmarks/keypoint_boxes.py on the 14 people of tests/data/mini_sample (demo weights)."""
     sample = Path(__file__).resolve().parent / "data" / "mini_sample"
     assert _load("keypoint_boxes").main(["--ann", str(sample / "person_keypoints.json"), "--images",
-                                         str(sample / "images"), "--steps", "2", "--margins", "1.3", "1.5"]) == 0
+                                         str(sample / "images"), "--steps", "2", "--margins", "1.3", "1.5",
+                                         "--intervals", "1", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "14 people" in lines[0] and 0 < float(lines[1].split(":")[1]) <= 100
-    rows = [line.split() for line in lines[3:]]
+    rows = [line.split() for line in lines[3:5]]
     assert [r[:2] for r in rows] == [["0.020", "1.30"], ["0.020", "1.50"]]
     assert all(0 <= float(ap) <= 100 for r in rows for ap in r[2:]) and len(rows[0]) == 4
+    assert lines[5].startswith("videos (6,") and lines[6].split()[2:] == ["1", "3"]
+    every_frame, every_third = map(float, lines[7].split()[1:])
+    assert every_frame == float(lines[1].split(":")[1])   # a detection on every frame: the labelled boxes
+    assert 0 <= every_third <= 100
