@@ -168,7 +168,7 @@ def test_det_interval_follows_people_by_their_joints(tmp_path):
     around their joints in the frame before."""
     from pathlib import Path
 
-    from gtpt.commands._weights import DEMO_WEIGHTS
+    from gtpt.assets import DEMO_TWO_PEOPLE, DEMO_WEIGHTS
     from gtpt.inference.detector import PersonDetector
     from gtpt.inference.tracking import keypoint_box
 
@@ -180,7 +180,7 @@ def test_det_interval_follows_people_by_their_joints(tmp_path):
             return super().__call__(image)
 
     yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
-    img = cv2.imread(str(Path(__file__).resolve().parents[1] / "src" / "gtpt" / "assets" / "demo_two_people.jpg"))
+    img = cv2.imread(str(DEMO_TWO_PEOPLE))
     clip = write_clip(tmp_path / "clip.mp4", cv2.resize(img, (320, img.shape[0] * 320 // img.shape[1])),
                       frames=7, shift=6, fps=10.0)
     detector = CountedDetector(yolo, score_thr=0.95)   # two (random) people

@@ -139,8 +139,9 @@ def _photo_crops(cfg) -> np.ndarray:
     """The shipped demo photo as one whole-image crop, and its mirror image: [2, 3, H, W] float32."""
     import cv2
 
+    from .assets import DEMO_IMAGE
     from .inference.crops import box_to_crop, make_input
-    img = cv2.imread(str(Path(__file__).resolve().parent / "assets" / "demo.jpg"))
+    img = cv2.imread(str(DEMO_IMAGE))
     h, w = img.shape[:2]
     crops = [make_input(im, *box_to_crop([0, 0, w, h], w, h, cfg.image_size), cfg.image_size)
              for im in (img, img[:, ::-1].copy())]

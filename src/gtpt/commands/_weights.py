@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..assets import DEMO_WEIGHTS
 from ..config import PRESETS
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-DEMO_WEIGHTS = ASSETS / "gtpt_t_body_demo.safetensors"
 DEMO_PRESET = "gtpt-t-body"
 UNTRAINED_BANNER = ("!" * 78 + "\n!! UNTRAINED weights: keypoints are meaningless.\n"
                     "!! ({why}; using a randomly initialised {name}.)\n"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..assets import DEMO_IMAGE
 from ..inference.draw import DRAW_KPT_THR
-from ._weights import ASSETS, add_precision_argument, add_weights_arguments, announce, choose_weights
+from ._weights import add_precision_argument, add_weights_arguments, announce, choose_weights
 
-DEMO_IMAGE = ASSETS / "demo.jpg"
 
 
 def add_arguments(p):
