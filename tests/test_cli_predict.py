@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from gtpt.cli import VERBS, main
 from gtpt.commands._weights import DEMO_WEIGHTS
@@ -317,6 +318,16 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     followed = json.loads((out / "followed" / "clip.json").read_text())["frames"]
     assert rc == 0 and len(followed) == 3, err   # frames 1 and 2 follow the joints (tests/test_predictor.py)
     assert len(followed[0]["people"]) == counts[0] and followed[0]["people"] == frames[0]["people"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message for machines without CUDA")
+def test_every_verb_names_a_missing_cuda_device(tmp_path, gtpt):
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny_cpu.yaml"
+    for argv in (["predict", DEMO_JPG, "--out", tmp_path], ["bench", "--batch", 1],
+                 ["train", config, "--output-dir", tmp_path / "run"],
+                 ["eval", config, "--checkpoint", tmp_path / "x.safetensors"]):
+        rc, out, err = gtpt(*argv, "--device", "cuda")
+        assert rc in (1, 2) and "device 'cuda': this PyTorch (" in out + err and "Traceback" not in out + err, argv
 
 
 def test_detector_option_errors(tmp_path, gtpt):

@@ -99,7 +99,7 @@ def measure(model, keep_rates, path: str, batches, args) -> dict[int, float]:
 def run(args) -> int:
     import torch
 
-    from ..inference.backends import check_device
+    from ..device import check_device
     from ..models.checkpoint import CheckpointError
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bad = [p for p in paths if p not in PATHS]

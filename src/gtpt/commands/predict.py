@@ -246,7 +246,8 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
         _err(f"skipped: {e}")
         return 0
     smoother = KeypointSmoother(args.smooth_cutoff, args.smooth_beta) if args.smooth else None
-    smoothing = {"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta} if args.smooth else None
+    smoothing = ({"filter": "one-euro", "min_cutoff": args.smooth_cutoff, "beta": args.smooth_beta}
+                 if args.smooth else None)
     frames_json = JsonListWriter(out / f"{name}.json", {"video": str(reader.path), "fps": reader.fps,
                                                         "num_joints": predictor.num_joints, "smoothing": smoothing})
     total = min(filter(None, (reader.frame_count, args.max_frames)), default=None)

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from ..device import check_device
+
 
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -46,8 +48,7 @@ def init_distributed(device: Optional[str] = None, timeout_s: int = 1800) -> tor
     """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but CUDA is not available")
+    check_device(device)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     dev = torch.device(f"cuda:{local_rank}") if device.startswith("cuda") else torch.device("cpu")
     if dev.type == "cuda":

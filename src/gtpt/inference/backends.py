@@ -26,18 +26,6 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def check_device(device) -> torch.device:
-    """`device` as a torch.device; ValueError naming the problem for an unknown name or a CUDA
-    device this PyTorch cannot see (a CPU build, or no GPU)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device {device!r}: {e}") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: this PyTorch ({torch.__version__}) sees no CUDA device")
-    return dev
-
-
 def default_micro_batch(device) -> Optional[int]:
     """Images per forward by default: `CPU_MICRO_BATCH` on a CPU, the whole batch (None) elsewhere."""
     return CPU_MICRO_BATCH if torch.device(device).type == "cpu" else None

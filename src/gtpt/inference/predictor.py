@@ -24,7 +24,8 @@ import numpy as np
 from ..codec import SimCCCodec
 from ..config import PRESETS
 from ..keypoints import get_keypoint_spec
-from .backends import OnnxRunner, TorchRunner, cached_onnx, check_device, check_precision
+from ..device import check_device
+from .backends import OnnxRunner, TorchRunner, cached_onnx, check_precision
 from .crops import box_to_crop, make_input
 from .detector import PersonDetector
 from .io import to_bgr
