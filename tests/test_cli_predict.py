@@ -137,6 +137,12 @@ def test_video_in_video_out(tmp_path, gtpt):
     assert [f["frame"] for f in per_frame["frames"]] == [0, 1, 2, 3, 4]
     assert all(len(f["people"]) == 1 and len(f["people"][0]["keypoints"]) == 51 for f in per_frame["frames"])
     assert all(f["people"][0]["track_id"] == 0 for f in per_frame["frames"])   # the one person keeps its id
+    # a video called predictions.mp4 beside images: its json does not overwrite the images' predictions.json
+    write_jpg(tmp_path / "a.jpg", _small(person_image()))
+    clip.rename(tmp_path / "predictions.mp4")
+    rc, stdout, _ = gtpt("predict", tmp_path / "a.jpg", tmp_path / "predictions.mp4", "--out", out, "--no-flip")
+    assert rc == 0 and [p["file_name"] for p in json.loads((out / "predictions.json").read_text())] == ["a.jpg"]
+    assert len(json.loads((out / "predictions_2.json").read_text())["frames"]) == 5
 
 
 def test_video_smoothing(tmp_path, gtpt):

@@ -153,9 +153,10 @@ def run(args) -> int:
 
 
 def _output_names(paths: list) -> dict:
-    """Unique output stems (clip.mp4 and clip.jpg, or two a.jpg in different folders, do not collide)."""
+    """Unique output stems (clip.mp4 and clip.jpg, or two a.jpg in different folders, do not collide;
+    nor does a video called predictions.mp4 with the images' predictions.json)."""
     from ..inference.io import safe_stem, stream_name
-    used, out = set(), {}
+    used, out = {"predictions"}, {}
     for p in paths:
         stem, n = stream_name(p) if isinstance(p, str) else safe_stem(p), 2
         name = stem
