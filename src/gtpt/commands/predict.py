@@ -66,8 +66,8 @@ def add_arguments(p):
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="videos and streams: stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.add_argument("--every-frame", action="store_true",
-                   help="streams: process every frame even when that falls behind the live stream "
-                        "(default: frames that arrive while the model is busy are skipped)")
+                   help="streams: process every frame, even when that falls behind the live stream; without "
+                        "it, frames that arrive while the model is busy are skipped")
     p.add_argument("--show-pruning", action="store_true",
                    help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
 
