@@ -32,6 +32,20 @@ def test_onnx_matches_torch_at_other_batch_sizes(tmp_path, name, keep_rates):
     check_exported_graph(result, model, name, keep_rates)
 
 
+def test_a_failed_check_leaves_no_unverified_graph(tmp_path):
+    """The graph is built beside the target and replaces it only once every check passed."""
+    model = visible_model()
+    good = export_onnx(model, tmp_path / "m.onnx", verbose=False).path
+    before = good.read_bytes()
+    with pytest.raises(ExportError, match=r"m\.onnx: onnxruntime differs from PyTorch by .* \(> 0\)"):
+        export_onnx(model, good, keep_rates=(1.0, 0.8, 0.5, 0.2), atol=0.0, verbose=False)   # float32 never meets 0
+    assert good.read_bytes() == before                         # the earlier, verified file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]   # and no half-made file is left
+    with pytest.raises(ExportError):
+        export_onnx(model, tmp_path / "new.onnx", atol=0.0, verbose=False)
+    assert not (tmp_path / "new.onnx").exists()
+
+
 def check_exported_graph(result, model, name, keep_rates):
     """The file `result` names: pruning in the graph, symbolic batch, metadata, parity with PyTorch."""
     assert max(result.max_abs_diff.values()) <= 1e-4 and result.verify_batch == 3

@@ -188,8 +188,6 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     int8: quantize the verified float32 graph's matrix products (see the module docstring).
     Raises ExportError if the checker fails or any logit differs from PyTorch by more than atol.
     """
-    import onnx
-
     from .models.fusion import fuse_for_inference
     from .models.gtpt import check_keep_rates
 
@@ -198,21 +196,37 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     # a copy (never touch the caller's model) with BatchNorm folded: onnxruntime folds a BatchNorm
     # into the convolution before it, but not the patch BatchNorm into the patch embedding after it
     src = fuse_for_inference(copy.deepcopy(model).float().cpu().eval())
+    rates = check_keep_rates(src.cfg, keep_rates if keep_rates is not None else src.keep_rates)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # built and checked beside `path`, which it replaces only once every check passed: a failed or
+    # interrupted export leaves no unverified graph there (and an earlier file untouched)
+    work = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        result = _export_checked(src, rates, work, path, dynamic_batch, opset, verify, atol, verbose, exporter, int8)
+        os.replace(work, path)
+    finally:
+        work.unlink(missing_ok=True)
+        work.with_name(work.name + ".data").unlink(missing_ok=True)
+    return result
+
+
+def _export_checked(src, rates, work: Path, path: Path, dynamic_batch, opset, verify, atol, verbose, exporter,
+                    int8) -> OnnxExport:
+    """export_onnx's work: trace to `work`, add the metadata, check, verify, quantize (messages name `path`)."""
+    import onnx
+
     cfg = src.cfg
-    rates = check_keep_rates(cfg, keep_rates if keep_rates is not None else src.keep_rates)
     h, w = cfg.image_size
     trace_batch, verify_batch = (2, 3) if dynamic_batch else (1, 1)
     gen = torch.Generator().manual_seed(0)
     dummy = torch.randn(trace_batch, 3, h, w, generator=gen)
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _Pruned(src, rates).eval()
     used, tracer_error = ("dynamo" if exporter == "dynamo" else "torchscript"), None
     with torch.no_grad():
         if used == "torchscript":
             try:
-                _trace_torchscript(wrapper, dummy, path, opset, dynamic_batch)
+                _trace_torchscript(wrapper, dummy, work, opset, dynamic_batch)
             except Exception as e:
                 tracer_error, used = f"{type(e).__name__}: {e}", "dynamo"
                 if exporter == "torchscript":
@@ -223,14 +237,14 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
         if used == "dynamo":
             try:
                 opset = max(opset, 18)
-                _trace_dynamo(wrapper, dummy, path, opset, dynamic_batch)
+                _trace_dynamo(wrapper, dummy, work, opset, dynamic_batch)
             except Exception as e:
                 if tracer_error is None:
                     raise
                 raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}), and so did "
                                   f"the torch.export-based one ({type(e).__name__}: {e})") from e
 
-    proto = onnx.load(str(path))
+    proto = onnx.load(str(work))
     meta = {"gtpt_config": json.dumps(cfg.with_keep_rates(rates).to_dict()),
             "keep_rates": json.dumps(list(rates)), "dynamic_batch": json.dumps(dynamic_batch),
             "exporter": used}
@@ -241,16 +255,16 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"{path}: the exported graph fails onnx.checker: {e}") from e
-    onnx.save(proto, str(path))   # weights inline
+    onnx.save(proto, str(work))   # weights inline
     if used == "dynamo":          # a torch without `external_data=` wrote them beside the graph
-        path.with_name(path.name + ".data").unlink(missing_ok=True)
+        work.with_name(work.name + ".data").unlink(missing_ok=True)
 
     result = OnnxExport(path=path, keep_rates=rates, verify_batch=verify_batch, exporter=used, opset=opset)
     if verify:
         x = torch.randn(verify_batch, 3, h, w, generator=gen)
         with torch.no_grad():
             ref = [t.numpy() for t in wrapper(x)]
-        got = _session(str(path)).run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+        got = _session(str(work)).run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
         result.max_abs_diff = {n: float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
         worst = max(result.max_abs_diff.values())
         if verbose:
@@ -260,7 +274,7 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
             raise ExportError(f"{path}: onnxruntime differs from PyTorch by {worst:.3e} (> {atol:g}) "
                               f"at batch {verify_batch}")
     if int8:
-        result.int8_shift_px = _quantize_int8(path, cfg)
+        result.int8_shift_px = _quantize_int8(work, cfg)
         if verbose:
             med, top = result.int8_shift_px
             print(f"int8: decoded joints moved {med:.2f} px (median), {top:.2f} px (max) from the float32 "
