@@ -145,6 +145,20 @@ def test_video_in_video_out(tmp_path, gtpt):
     assert len(json.loads((out / "predictions_2.json").read_text())["frames"]) == 5
 
 
+def test_json_only_writes_no_pictures(tmp_path, gtpt):
+    write_jpg(tmp_path / "a.jpg", _small(person_image()))
+    clip = write_clip(tmp_path / "clip.mp4", _small(person_image()), frames=3, shift=4, fps=10.0)
+    out = tmp_path / "out"
+    rc, stdout, err = gtpt("predict", tmp_path / "a.jpg", clip, "--json-only", "--out", out, "--no-flip")
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["clip.json", "predictions.json"]
+    assert len(json.loads((out / "predictions.json").read_text())) == 1
+    assert len(json.loads((out / "clip.json").read_text())["frames"]) == 3
+    assert "1 image(s), 1 person(s): predictions.json in" in stdout and f"-> {out / 'clip.json'}" in stdout
+    with pytest.raises(SystemExit):   # nothing to draw the pruning into
+        gtpt("predict", tmp_path / "a.jpg", "--json-only", "--show-pruning")
+
+
 def test_video_smoothing(tmp_path, gtpt):
     """--smooth runs each track's joints through the One-Euro filter at the video's frame times."""
     from gtpt.inference.person import Person

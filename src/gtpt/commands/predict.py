@@ -3,13 +3,14 @@
 Images, folders, globs, videos and streams (a camera index such as 0, or a URL: rtsp://,
 http://...) in; DIR/predictions.json (COCO results) and annotated copies out (DIR/<name>.jpg; for
 a video or stream DIR/<name>.mp4 + DIR/<name>.json per frame, people tracked across frames, joints
-smoothed over time with --smooth). Ctrl-C stops early and keeps what was done: the json of
-the images done, and the video or stream so far.
+smoothed over time with --smooth; --json-only writes no pictures or videos). Ctrl-C stops early
+and keeps what was done: the json of the images done, and the video or stream so far.
 Bad files are reported by name and skipped. Exit 0 when anything was processed, 1 when
 nothing could be, 2 for unusable options (weights, boxes file), 130 after Ctrl-C.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import warnings
@@ -68,8 +69,12 @@ def add_arguments(p):
     p.add_argument("--every-frame", action="store_true",
                    help="streams: process every frame, even when that falls behind the live stream; without "
                         "it, frames that arrive while the model is busy are skipped")
-    p.add_argument("--show-pruning", action="store_true",
-                   help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
+    pictures = p.add_mutually_exclusive_group()
+    pictures.add_argument("--show-pruning", action="store_true",
+                          help="also write DIR/<name>_pruning.png: the patches each keypoint group kept (best person)")
+    pictures.add_argument("--json-only", action="store_true",
+                          help="write the json results only: no annotated pictures or videos (e.g. a camera "
+                               "watched for hours)")
 
 
 def _err(msg: str) -> None:
@@ -196,7 +201,8 @@ def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
             people_lists = predictor.predict_batch(imgs, box_rows, names=[str(p) for p in chunk])
             for p, img, people in zip(chunk, imgs, people_lists):
                 image_id = boxes[p][0] if boxes is not None and p in boxes and boxes[p][0] is not None else ids[p]
-                cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))
+                if not args.json_only:
+                    cv2.imwrite(str(out / f"{names[p]}.jpg"), draw_poses(img, people, kpt_thr=args.kpt_thr))
                 if args.show_pruning and people:
                     _write_pruning(predictor, img, people, out / f"{names[p]}_pruning.png")
                 # an image counts as done, json entries included, once its picture is written
@@ -210,7 +216,8 @@ def _run_images(predictor, paths, boxes, names, out: Path, args) -> int:
         bar.close()
     if done:
         results.close()
-        print(f"{done} image(s), {results.count} person(s): annotated copies and predictions.json in {out}")
+        wrote = "predictions.json" if args.json_only else "annotated copies and predictions.json"
+        print(f"{done} image(s), {results.count} person(s): {wrote} in {out}")
     else:
         results.discard()
     if interrupted:
@@ -255,14 +262,16 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     bar = tqdm(total=total, unit="frame", desc=name, disable=None, file=sys.stderr)
     interrupted = False
     try:
-        with reader, VideoWriter(out / f"{name}.mp4", reader.fps) as writer:
+        video = contextlib.nullcontext() if args.json_only else VideoWriter(out / f"{name}.mp4", reader.fps)
+        with reader, video as writer:
             # people keep their track_id from frame to frame; a stream goes frame by frame (no waiting
             # for a batch of live frames), a file reads no further than --max-frames
             step = 1 if reader.is_stream else min(args.batch_size, args.max_frames or args.batch_size)
             frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step,
                                              det_interval=args.det_interval)
             for f in itertools.islice(frames, args.max_frames):
-                writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), f.time)
+                if writer is not None:
+                    writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), f.time)
                 frames_json.append({"frame": f.index, "time": round(f.time, 4),
                                     "people": [q.to_coco() for q in f.people]})
                 bar.update(1)
@@ -275,7 +284,8 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
     finally:
         bar.close()
     frames_json.close()
-    print(f"{reader.path}: {frames_json.count} frame(s) -> {out / (name + '.mp4')} and {out / (name + '.json')}")
+    wrote = "" if args.json_only else f"{out / (name + '.mp4')} and "
+    print(f"{reader.path}: {frames_json.count} frame(s) -> {wrote}{out / (name + '.json')}")
     if reader.skipped:
         print(f"{reader.path}: {reader.skipped} frame(s) arrived while the model was busy and were skipped "
               "(--every-frame keeps them)")
