@@ -189,3 +189,16 @@ def test_keypoint_boxes_table(capsys):
     every_frame, every_third = map(float, lines[7].split()[1:])
     assert every_frame == float(lines[1].split(":")[1])   # a detection on every frame: the labelled boxes
     assert 0 <= every_third <= 100
+
+
+def test_detector_cost_table(capsys):
+    """benchmarks/detector_cost.py with the tiny test detector (tests/data/detector)."""
+    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    assert _load("detector_cost").main(["--detector", str(yolo), "--repeats", "1", "--people", "2",
+                                        "--intervals", "1", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    det_ms, pose_ms = (float(part.split(" ms")[0].split()[-1]) for part in lines[1].split(";"))
+    rows = [list(map(float, line.split())) for line in lines[3:]]
+    assert [r[:2] for r in rows] == [[2, 1], [2, 4]]
+    for people, every, ms, fps in rows:   # the detector's share divides by the interval
+        assert abs(ms - (det_ms / every + pose_ms * people)) < 0.1 and abs(fps - 1000 / ms) < 0.1
