@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from gtpt.assets import DEMO_IMAGE
 from gtpt.models import build_model
 from tests.engine_helpers import REPO_ROOT, env, gtpt_cmd
 
-DEMO_JPG = Path(__file__).resolve().parents[1] / "src" / "gtpt" / "assets" / "demo.jpg"
 
 
 def visible_model(name: str = "gtpt-t-body", seed: int = 0):
@@ -46,8 +46,8 @@ def visible_model(name: str = "gtpt-t-body", seed: int = 0):
 
 def person_image() -> np.ndarray:
     """uint8 BGR picture with a person in it."""
-    if DEMO_JPG.is_file():
-        img = cv2.imread(str(DEMO_JPG))
+    if DEMO_IMAGE.is_file():
+        img = cv2.imread(str(DEMO_IMAGE))
         if img is not None:
             return img
     rng = np.random.default_rng(0)
@@ -68,14 +68,22 @@ def write_jpg(path, img) -> Path:
     return path
 
 
+def video_frames(path):
+    """The frames OpenCV decodes from the video file at `path`, one by one."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                return
+            yield img
+    finally:
+        cap.release()
+
+
 def count_frames(path) -> int:
     """How many frames OpenCV decodes from the video file at `path`."""
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+    return sum(1 for _ in video_frames(path))
 
 
 def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0, sig=signal.SIGINT):
@@ -97,15 +105,7 @@ def interrupt_gtpt(args, started, then_wait: float = 0.0, timeout: float = 120.0
 
 def read_stamps(path) -> list:
     """The stamped numbers (`stamp_index`) of every frame of the video file at `path`."""
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        out.append(read_stamp(img))
-    cap.release()
-    return out
+    return [read_stamp(img) for img in video_frames(path)]
 
 
 def realtime_slots(times, fps: float) -> int:

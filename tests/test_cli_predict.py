@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from gtpt.assets import DEMO_IMAGE, DEMO_TWO_PEOPLE
 from gtpt.cli import VERBS, main
 from gtpt.commands._weights import DEMO_WEIGHTS
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
-from tests._inference_utils import DEMO_JPG, count_frames, interrupt_gtpt, person_image, write_clip, write_jpg
+from tests._inference_utils import count_frames, interrupt_gtpt, person_image, write_clip, write_jpg
 
 MY_VERBS = ("predict", "export", "bench", "demo")
 YOLO = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"   # tiny, random weights
@@ -230,7 +231,7 @@ def test_predict_in_bf16(tmp_path, gtpt):
 
 def test_demo_writes_pictures(tmp_path, gtpt):
     args = ["demo", "--out", tmp_path / "demo"]
-    if not DEMO_JPG.is_file():  # until the shipped photo lands
+    if not DEMO_IMAGE.is_file():  # until the shipped photo lands
         args += ["--image", write_jpg(tmp_path / "photo.jpg", person_image())]
     rc, out, _ = gtpt(*args)
     assert rc == 0 and "weights:" in out
@@ -274,7 +275,9 @@ def test_every_verb_has_help(verb, monkeypatch, capsys):
 
 
 def test_assets_paths_point_into_the_package():
-    assert DEMO_JPG.parent == Path(importlib.util.find_spec("gtpt").origin).parent / "assets"
+    package = Path(importlib.util.find_spec("gtpt").origin).parent
+    for shipped in (DEMO_IMAGE, DEMO_TWO_PEOPLE, DEMO_WEIGHTS, DEMO_WEIGHTS.with_suffix(".md")):
+        assert shipped.parent == package / "assets" and shipped.is_file(), shipped
 
 
 def test_boxes_file_layouts(tmp_path):
@@ -305,7 +308,7 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
     """--detector: an ultralytics YOLO .onnx (tiny, random weights: tests/data/detector) gives the
     person boxes, in pictures and in every video frame."""
     from gtpt.inference.detector import PersonDetector
-    img = cv2.imread(str(DEMO_JPG.parent / "demo_two_people.jpg"))
+    img = cv2.imread(str(DEMO_TWO_PEOPLE))
     write_jpg(tmp_path / "two.jpg", img)
     want = PersonDetector(YOLO, score_thr=0.7)(cv2.imread(str(tmp_path / "two.jpg")))
     assert len(want) > 1
@@ -343,7 +346,7 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the message for machines without CUDA")
 def test_every_verb_names_a_missing_cuda_device(tmp_path, gtpt):
     config = Path(__file__).resolve().parents[1] / "configs" / "tiny_cpu.yaml"
-    for argv in (["predict", DEMO_JPG, "--out", tmp_path], ["bench", "--batch", 1],
+    for argv in (["predict", DEMO_IMAGE, "--out", tmp_path], ["bench", "--batch", 1],
                  ["train", config, "--output-dir", tmp_path / "run"],
                  ["eval", config, "--checkpoint", tmp_path / "x.safetensors"]):
         rc, out, err = gtpt(*argv, "--device", "cuda")

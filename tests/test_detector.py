@@ -17,13 +17,12 @@ import pytest
 from gtpt.inference.detector import PersonDetector
 from gtpt.inference.io import InputError
 from gtpt.inference.predictor import Predictor
-from tests._inference_utils import DEMO_JPG, visible_model
+from gtpt.assets import DEMO_IMAGE, DEMO_TWO_PEOPLE
+from tests._inference_utils import visible_model
 
 DATA = Path(__file__).resolve().parent / "data" / "detector"
-ASSETS = DEMO_JPG.parent
 EXPECTED = json.loads((DATA / "expected.json").read_text())
-PICTURES = {"demo.jpg": DEMO_JPG, "demo_two_people.jpg": ASSETS / "demo_two_people.jpg",
-            "odd_crop.png": DATA / "odd_crop.png"}
+PICTURES = {"demo.jpg": DEMO_IMAGE, "demo_two_people.jpg": DEMO_TWO_PEOPLE, "odd_crop.png": DATA / "odd_crop.png"}
 RAW, END2END = DATA / "yolo11_raw.onnx", DATA / "yolo26_end2end.onnx"
 
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..codec import SimCCCodec
 from ..config import PRESETS
-from ..keypoints import get_keypoint_spec
 from ..device import check_device
+from ..keypoints import get_keypoint_spec
 from .backends import OnnxRunner, TorchRunner, cached_onnx, check_precision
 from .crops import box_to_crop, make_input
 from .detector import PersonDetector
@@ -200,8 +200,8 @@ class Predictor:
 
         boxes_list: per image None (the detector's boxes if the predictor has one, else the whole
         image) or boxes [N, 4|5] xywh(+score). Boxes that do not overlap the image are dropped
-        with a warning, which names the image by `names` (default: the file name of a path, else
-        its index).
+        with a warning, which names the image by `names` (default: its path if it was given as one,
+        else its index).
         """
         if names is None:
             names = [str(im) if isinstance(im, (str, os.PathLike)) else f"image {i}" for i, im in enumerate(images)]

@@ -181,7 +181,8 @@ def load_weights_only(path, map_location="cpu", trusted_hint: str = ""):
         detail = "" if detail.startswith("Weights only load failed") else f": {detail}"   # torch's advice misleads here
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (damaged, truncated, "
                               f"or another format){detail}") from e
-    names = [n for n in names if n not in _allowed_names(allowed)]
+    allowed_names = _allowed_names(allowed)
+    names = [n for n in names if n not in allowed_names]
     if not names:
         raise CheckpointError(f"cannot read {path} as a weights-only torch checkpoint: {error}") from error
     raise CheckpointError(f"{path} holds Python objects besides tensors and plain data ({', '.join(names)}), "
