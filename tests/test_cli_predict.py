@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -271,7 +272,13 @@ def test_every_verb_has_help(verb, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         main([verb, "--help"])
     assert exc.value.code == 0
-    assert f"gtpt {verb}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"gtpt {verb}" in out
+    # a default is shown once, and only where it says something
+    flat = " ".join(out.split())
+    assert "(default: None)" not in flat and "(default: False)" not in flat and "(default: [])" not in flat
+    assert not re.search(r"default[^()]*\) \(default:", flat), flat
+    assert not re.search(r"\(default: \[", flat), flat   # lists as typed on the command line
 
 
 def test_assets_paths_point_into_the_package():

@@ -21,7 +21,18 @@ VERBS = {
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+    """Appends "(default: X)" only where it tells something: not for None / False / empty defaults,
+    and not where the help text already says what the default is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False or default is argparse.SUPPRESS
+                or (isinstance(default, (list, tuple)) and not default)):
+            return text
+        if isinstance(default, (list, tuple)):   # as it is typed: "1 8", not "[1, 8]"
+            return text + " (default: " + " ".join(map(str, default)).replace("%", "%%") + ")"
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
