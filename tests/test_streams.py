@@ -87,6 +87,19 @@ def test_every_frame_keeps_them_all_with_arrival_times(frame):
     assert took > 0.8 and times[-1] < 0.5, (took, times)
 
 
+def test_a_dropped_iteration_stops_reading_the_stream(frame):
+    """Leaving the loop without close() or `with` still gives the stream back: it is read only once."""
+    with mjpeg_stream(frame, fps=50) as url:
+        reader = VideoReader(url)
+        for i, _ in enumerate(reader):
+            if i == 2:
+                break
+        reader._thread.join(timeout=5.0)
+        assert not reader._thread.is_alive() and not reader._cap.isOpened()
+        with pytest.raises(RuntimeError, match="only once"):
+            next(iter(reader))
+
+
 def test_video_of_a_stream_plays_in_real_time(tmp_path, frame):
     """Frames that were skipped to keep up are filled with the frame before, not fast-forwarded."""
     frames = [stamp_index(frame, i) for i in range(4)]

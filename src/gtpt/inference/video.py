@@ -29,6 +29,7 @@ class VideoReader:
     than the stream, older frames are skipped (counted in `skipped`) rather than queued, so the
     output stays live instead of falling further and further behind. latest_only=False keeps
     every frame (up to STREAM_BUFFER ahead of the consumer; beyond that the stream waits).
+    A stream is read once: leaving its loop stops the reading thread and releases the camera.
     """
 
     def __init__(self, source, latest_only: bool = True):
@@ -87,15 +88,20 @@ class VideoReader:
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._receive, name=f"gtpt stream {self.path}", daemon=True)
         self._thread.start()
-        while True:
-            with self._ready:
-                while not self._frames and not self._ended:
-                    self._ready.wait(0.1)   # a timeout keeps Ctrl-C responsive
-                if not self._frames:
-                    return
-                item = self._frames.popleft()
-                self._ready.notify_all()
-            yield item
+        try:
+            while True:
+                with self._ready:
+                    while not self._frames and not self._ended:
+                        self._ready.wait(0.1)   # a timeout keeps Ctrl-C responsive
+                    if not self._frames:
+                        return
+                    item = self._frames.popleft()
+                    self._ready.notify_all()
+                yield item
+        finally:
+            # the iteration was left or dropped: a stream is read only once, so stop reading it and
+            # give the camera back now rather than when the process ends
+            self._stop_reading()
 
     def _receive(self) -> None:
         """The reading thread: frames with their arrival times into self._frames until the stream
@@ -126,11 +132,14 @@ class VideoReader:
         if self._thread is None:
             self._cap.release()
             return
+        self._stop_reading()
+        # a read in progress finishes first; the thread then releases the capture itself
+        self._thread.join(timeout=5.0)
+
+    def _stop_reading(self) -> None:
         self._stop = True
         with self._ready:
             self._ready.notify_all()
-        # a read in progress finishes first; the thread then releases the capture itself
-        self._thread.join(timeout=5.0)
 
     def __enter__(self):
         return self
