@@ -15,6 +15,7 @@ from gtpt.keypoints import get_keypoint_spec
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
 from tests.engine_helpers import TINY, data_opts, dataset
+from tests.helpers import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,52 @@ def test_unreadable_image_is_skipped_and_reported(tmp_path):
         items = [wrapped[(0, i)] for i in range(len(ds))]
     batch = collate_skipping(items)
     assert batch["skipped"] == [bad] and batch["size"] == 1 and batch["image"].shape == (1, 3, 256, 192)
+
+
+def test_eval_scores_an_exported_graph_on_real_photos(tmp_path, capsys):
+    """`gtpt eval --checkpoint x.onnx` scores the graph a user deploys: on real photos, the float32
+    graph (dynamic batch, or batch 1 only) gives its weights' results, int8 nearly; files that do not
+    fit the config are named."""
+    from gtpt.assets import DEMO_WEIGHTS
+    from gtpt.cli import main
+    from gtpt.export import export_onnx
+    from gtpt.models.checkpoint import load_model
+    sample = REPO_ROOT / "tests" / "data" / "mini_sample"
+    val = (sample / "person_keypoints.json", sample / "images")
+    model = load_model(DEMO_WEIGHTS)
+    graphs = {"fp32": export_onnx(model, tmp_path / "fp32.onnx").path,
+              "batch1": export_onnx(model, tmp_path / "batch1.onnx", dynamic_batch=False).path,
+              "int8": export_onnx(model, tmp_path / "int8.onnx", int8=True).path}
+    capsys.readouterr()
+    results, ap = {}, {}
+    for name, ckpt in {"torch": DEMO_WEIGHTS, **graphs}.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", TINY, "--checkpoint", str(ckpt), "--gt-boxes", "--out", str(out),
+                     "--opt", *data_opts(val, val)]) == 0
+        printed = capsys.readouterr().out
+        assert ("onnxruntime" in printed) == (name != "torch")
+        lines = printed.splitlines()
+        ap[name] = float(lines[[i for i, line in enumerate(lines) if line.split()[:1] == ["AP"]][0] + 1].split()[0])
+        results[name] = json.loads(out.read_text())
+    kp = {k: np.array([r["keypoints"] for r in v]).reshape(len(v), -1, 3) for k, v in results.items()}
+    assert len(results["torch"]) == 14 and ap["torch"] > 30   # the demo weights find these people
+    for name in ("fp32", "batch1"):
+        np.testing.assert_allclose(kp[name], kp["torch"], atol=1e-3)
+        assert ap[name] == ap["torch"]
+    shift = np.linalg.norm(kp["int8"][..., :2] - kp["torch"][..., :2], axis=-1)
+    assert np.median(shift) < 2.0 and abs(ap["int8"] - ap["torch"]) < 5, (np.median(shift), ap)
+
+    def run(graph, *flags, opts=()):
+        rc = main(["eval", TINY, "--checkpoint", str(graph), "--gt-boxes", *flags, "--out",
+                   str(tmp_path / "other.json"), "--opt", *data_opts(val, val), *opts])
+        return rc, capsys.readouterr().out
+
+    rc, out = run(graphs["fp32"], opts=["model.name=gtpt-s-body"])
+    assert rc == 1 and "fp32.onnx holds an exported 'gtpt-t-body', not 'gtpt-s-body'" in out
+    rc, out = run(REPO_ROOT / "tests" / "data" / "detector" / "yolo11_raw.onnx")
+    assert rc == 1 and "yolo11_raw.onnx: not exported by `gtpt export`" in out
+    rc, out = run(graphs["fp32"], "--compile")
+    assert rc == 1 and "compile needs PyTorch weights" in out
+    with pytest.warns(UserWarning, match=r"exported with keep rates \[1.0, 0.7, 0.3, 0.1\]; those run"):
+        rc, out = run(graphs["fp32"], opts=["model.keep_rates=[1,0.8,0.5,0.3]"])
+    assert rc == 0 and json.loads((tmp_path / "other.json").read_text()) == results["fp32"]

@@ -294,4 +294,22 @@ def read_onnx_config(path):
     return ModelConfig.from_dict(json.loads(meta["gtpt_config"]))
 
 
-__all__ = ["ExportError", "OnnxExport", "export_onnx", "read_onnx_config", "EXPORTERS", "INPUT_NAME", "OUTPUT_NAMES"]
+def exported_config(path, expect: Optional[str] = None):
+    """The ModelConfig of a file written by `gtpt export` (its keep rates are the graph's), with
+    errors that name the file: missing, unreadable, foreign, or another preset than `expect`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such onnx file")
+    try:
+        cfg = read_onnx_config(path)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read as an onnx model ({e})") from e
+    if cfg is None:
+        raise ValueError(f"{path}: not exported by `gtpt export` (no gtpt config in its metadata)")
+    if expect is not None and cfg.name != expect:
+        raise ValueError(f"{path} holds an exported '{cfg.name}', not '{expect}'")
+    return cfg
+
+
+__all__ = ["ExportError", "OnnxExport", "export_onnx", "read_onnx_config", "exported_config", "EXPORTERS",
+           "INPUT_NAME", "OUTPUT_NAMES"]

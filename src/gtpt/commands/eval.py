@@ -1,22 +1,27 @@
 """gtpt eval CONFIG --checkpoint FILE [--boxes dets.json | --gt-boxes] [--opt k=v ...] [--no-flip]"""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 EPILOG = """examples:
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint runs/t_coco/best.safetensors
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint pose_gtpt_t_human.pth --gt-boxes
   torchrun --nproc-per-node=4 -m gtpt eval configs/gtpt_b_wholebody.yaml --checkpoint last.ckpt
+  gtpt eval configs/gtpt_t_coco.yaml --checkpoint gtpt_t_int8.onnx   # the graph you deploy
 
-FILE may be a .safetensors written by this package, a training .ckpt (its EMA weights are used)
-or an official .pth checkpoint (EMA weights, mapped by the preset named in the config)."""
+FILE may be a .safetensors written by this package, a training .ckpt (its EMA weights are used),
+an official .pth checkpoint (EMA weights, mapped by the preset named in the config) or an .onnx
+graph from `gtpt export` (float32 or --int8; run by onnxruntime with the keep rates it was exported
+with)."""
 
 
 def add_arguments(p):
     p.epilog = EPILOG
     p.add_argument("config", help="experiment YAML (its data.val_* and eval sections are used)")
     p.add_argument("--checkpoint", required=True, metavar="FILE",
-                   help=".safetensors (this package), .ckpt (training state: EMA weights) or official .pth")
+                   help=".safetensors (this package), .ckpt (training state: EMA weights), official .pth, "
+                        "or an .onnx from `gtpt export`")
     boxes = p.add_mutually_exclusive_group()
     boxes.add_argument("--boxes", metavar="DETS_JSON", default=None,
                        help="COCO detection-results json of person boxes (default: data.val_boxes)")
@@ -44,7 +49,19 @@ def load_for_eval(path, exp):
         return model_from_checkpoint(path, exp.model, hint="; use its model.safetensors instead")[0]
     if suffix in (".pth", ".pt", ".tar"):
         return load_official_checkpoint(path, exp.model.name, keep_rates=exp.model.keep_rates)
-    raise CheckpointError(f"{path}: unknown checkpoint kind '{suffix}' (expected .safetensors, .ckpt or .pth)")
+    raise CheckpointError(f"{path}: unknown checkpoint kind '{suffix}' "
+                          "(expected .safetensors, .ckpt, .pth or .onnx)")
+
+
+def load_onnx_for_eval(path, exp, device):
+    """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in."""
+    from ..export import exported_config
+    from ..inference.backends import OnnxRunner
+    cfg = exported_config(path, expect=exp.model.name)
+    if tuple(cfg.keep_rates) != tuple(exp.model.keep_rates):
+        warnings.warn(f"{path}: the graph was exported with keep rates {list(cfg.keep_rates)}; those run, "
+                      f"not model.keep_rates {list(exp.model.keep_rates)}", UserWarning, stacklevel=2)
+    return OnnxRunner(path, device.type)
 
 
 def run(args) -> int:
@@ -55,7 +72,10 @@ def run(args) -> int:
     try:
         exp = load_experiment(args.config, args.opt)
         device = du.init_distributed(args.device)
-        model = load_for_eval(args.checkpoint, exp).to(device)
+        if Path(args.checkpoint).suffix.lower() == ".onnx":
+            model = load_onnx_for_eval(args.checkpoint, exp, device)
+        else:
+            model = load_for_eval(args.checkpoint, exp).to(device)
         dataset = build_val_dataset(exp, boxes=args.boxes, gt_boxes=True if args.gt_boxes else None)
         out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_results.json"
         stats = evaluate(model, dataset, exp, device=device, flip=not args.no_flip, out_json=out,

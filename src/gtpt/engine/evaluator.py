@@ -19,7 +19,7 @@ import torch
 from ..codec import SimCCCodec
 from ..data.coco import load_coco_records, load_detection_records
 from ..data.dataset import TopDownDataset, normalize_batch
-from ..inference.backends import default_micro_batch, deployment_forward, in_micro_batches
+from ..inference.backends import OnnxRunner, default_micro_batch, deployment_forward, in_micro_batches
 from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
@@ -65,6 +65,7 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
             micro_batch: Optional[int] = None, forward=None):
     """Run the model over a loader of validation batches.
 
+    model: a GTPT (put in eval mode) or an `OnnxRunner` (an exported graph, float32 numpy in).
     channels_last: the input layout (the fast one for convolutions on CPUs and GPUs); micro_batch:
     images per forward (`in_micro_batches`). Neither changes the logits. forward: what runs a batch
     instead of `model` (e.g. `deployment_forward`'s compiled one).
@@ -72,8 +73,11 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
     Returns (people, skipped): people are dicts with image_id, keypoints [K, 3] (image x, y,
     joint score), score (box score), area (box area from scale, as the reference), center, scale.
     """
-    model.eval()
-    forward = forward or model
+    if isinstance(model, OnnxRunner):
+        forward, amp, channels_last = (lambda x: model(x.float().cpu().numpy())), "none", False
+    else:
+        model.eval()
+        forward = forward or model
     people, skipped = [], []
     for batch in loader:
         skipped += batch["skipped"]
@@ -132,7 +136,8 @@ def print_table(stats: dict, title: str = "") -> str:
 def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.device("cpu"),
              flip: Optional[bool] = None, out_json=None, workers: Optional[int] = None,
              verbose: bool = True, compile: bool = False) -> Optional[dict]:
-    """Score `model` (eval mode, e.g. the EMA copy) on `dataset` against data.val_ann.
+    """Score `model` (eval mode, e.g. the EMA copy; or an `OnnxRunner` over an exported graph) on
+    `dataset` against data.val_ann.
 
     compile: run a compiled deployment copy (`deployment_forward`: BatchNorm folded, channels-last,
     CUDA graphs on a GPU) instead of `model` itself; the first batch of each size compiles.
@@ -148,13 +153,16 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     loader = build_loader(dataset, sampler, ev.batch_size,
                           exp.data.workers if workers is None else workers,
                           pin_memory=device.type == "cuda", persistent=False)
+    onnx = isinstance(model, OnnxRunner)
+    if compile and onnx:
+        raise ValueError(f"{model.path}: compile needs PyTorch weights (onnxruntime optimises the graph itself)")
     forward = deployment_forward(model, device, compiled=True)[1] if compile else None
     t0 = time.perf_counter()
     people, skipped = predict(model, loader, dataset.codec, spec.flip_index(), flip=flip,
                               shift=ev.shift, device=device, amp=ev.amp,
                               # on a GPU the layout follows the trained model's (train.channels_last)
                               channels_last=compile or exp.train.channels_last or device.type == "cpu",
-                              micro_batch=default_micro_batch(device), forward=forward)
+                              micro_batch=None if onnx else default_micro_batch(device), forward=forward)
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))
     if not du.is_main():
@@ -172,7 +180,8 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     stats.update(images_per_s=len(people) / max(elapsed, 1e-9), skipped_images=len(skipped),
                  results_file=str(out_json) if out_json else None, num_results=len(results))
     if verbose:
-        print_table(stats, f"{exp.model.name} on {exp.data.val_ann} ({len(people)} boxes, "
+        runs = f" ({model.path.name}, onnxruntime)" if onnx else ""
+        print_table(stats, f"{exp.model.name}{runs} on {exp.data.val_ann} ({len(people)} boxes, "
                            f"flip {'on' if flip else 'off'})")
     return stats
 

@@ -119,7 +119,8 @@ class Predictor:
         if isinstance(src, GTPT):
             self.model, self.source = src, f"in-memory {src.cfg.name} model"
         elif is_onnx:
-            self.cfg = self._onnx_config(Path(src), expect)
+            from ..export import exported_config
+            self.cfg = exported_config(src, expect)
             self.source = f"{src} ({self.cfg.name}, onnx)"
         elif isinstance(src, str) and src in PRESETS and not Path(src).exists():
             self.model, self.untrained = build_model(src), True
@@ -160,21 +161,6 @@ class Predictor:
         self.spec = get_keypoint_spec(self.cfg.num_joints)
         self.codec = SimCCCodec(self.cfg.image_size, self.cfg.split_ratio, self.cfg.sigma)
         self._flip_index = self.spec.flip_index()
-
-    @staticmethod
-    def _onnx_config(path: Path, expect: Optional[str]):
-        from ..export import read_onnx_config
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such onnx file")
-        try:
-            cfg = read_onnx_config(path)
-        except Exception as e:
-            raise ValueError(f"{path}: cannot read as an onnx model ({e})") from e
-        if cfg is None:
-            raise ValueError(f"{path}: not exported by `gtpt export` (no gtpt config in its metadata)")
-        if expect is not None and cfg.name != expect:
-            raise ValueError(f"{path} holds an exported '{cfg.name}', not '{expect}'")
-        return cfg
 
     @property
     def num_joints(self) -> int:
