@@ -27,6 +27,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/gtpt demo
 
 test: $(VENV)/.installed $(XTCOCO_VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks tools
 	GTPT_XTCOCOTOOLS_PYTHON=$(XTCOCO_VENV)/bin/python $(PY) -m pytest -q
 
 # the suite under another torch (not in CI; a CUDA build from PyPI, ~3 GB), e.g. the oldest supported:

@@ -309,6 +309,10 @@ def test_boxes_file_layouts(tmp_path):
     (tmp_path / "bad.json").write_text("[[1, 2, 3]]")
     with pytest.raises(InputError, match=r"bad.json: entry 0: a box is \[x, y, w, h\]"):
         load_boxes(tmp_path / "bad.json", [a])
+    # the entry is named by its place in the file, also when entries of other classes come first
+    (tmp_path / "bad.json").write_text(json.dumps([{"bbox": [1, 2, 3, 4], "category_id": 3}, {"bbox": [1, 2]}]))
+    with pytest.raises(InputError, match=r"bad.json: entry 1: "):
+        load_boxes(tmp_path / "bad.json", [a])
 
 
 def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):

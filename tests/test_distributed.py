@@ -1,9 +1,7 @@
 """DDP: the sharded sampler, and a real 2-process torchrun (gloo, CPU) against one process."""
-import os
 import sys
 from pathlib import Path
 
-import pytest
 
 from gtpt.engine.distributed import ShardSampler
 from gtpt.engine.experiment import load_experiment

@@ -11,7 +11,6 @@ metrics.csv, curves.png, tensorboard/ (if importable).
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections import Counter
@@ -219,7 +218,7 @@ class Trainer:
             finite = torch.isfinite(losses)
             if not bool(finite.all()):
                 bad = pending[int((~finite).nonzero()[0])]
-            for p, l, tm in zip(pending, losses.tolist(), terms.tolist()):
+            for l, tm in zip(losses.tolist(), terms.tolist()):
                 a = self.epoch_acc
                 a["loss"] += l
                 a["student_gt"] += tm[0]

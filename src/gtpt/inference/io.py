@@ -218,7 +218,7 @@ def load_boxes(path, image_paths: list[Path]) -> dict[Path, tuple[Optional[int],
             elif isinstance(entry, dict) and "image_id" in entry:
                 by_id.setdefault(int(entry["image_id"]), []).append(entry)
             else:
-                unkeyed.append(entry)
+                unkeyed.append((i, entry))   # i: its place in the file, for messages
         if unkeyed and (by_id or by_name):
             raise InputError(f"{path}: some entries name an image (image_id / file_name) and some do not")
     else:
@@ -229,7 +229,7 @@ def load_boxes(path, image_paths: list[Path]) -> dict[Path, tuple[Optional[int],
         if len(image_paths) != 1:
             raise InputError(f"{path}: its boxes name no image (no image_id / file_name), which only "
                              f"works with exactly one input image, got {len(image_paths)}")
-        rows = [_box_row(e, f"{path}: entry {i}") for i, e in enumerate(unkeyed)]
+        rows = [_box_row(e, f"{path}: entry {i}") for i, e in unkeyed]
         return {image_paths[0]: (None, np.asarray(rows, np.float64).reshape(-1, 5))}
     for p in image_paths:
         entries, image_id = by_name.get(p.name), id_of_name.get(p.name)

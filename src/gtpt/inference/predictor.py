@@ -204,7 +204,8 @@ class Predictor:
             for row in _as_boxes(boxes, w, h):
                 crop = box_to_crop(row[:4], w, h, self.cfg.image_size)
                 if crop is None:
-                    warnings.warn(f"{names[i]}: box {row[:4].tolist()} lies outside the {w}x{h} image; skipped")
+                    warnings.warn(f"{names[i]}: box {row[:4].tolist()} lies outside the {w}x{h} image; skipped",
+                                  stacklevel=2)
                     continue
                 jobs.append((i, row, *crop))
 
