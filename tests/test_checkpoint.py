@@ -139,6 +139,39 @@ def test_convert_cli(tmp_path):
     run = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-official", str(src),
                           "--model", "gtpt-b-body", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 1 and "not 'gtpt-b-body'" in run.stdout
+    out.unlink()
+    run = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-official", str(src),
+                          "--out", str(out)], capture_output=True, text=True)   # the preset read from the shapes
+    assert run.returncode == 0 and "gtpt-t-body" in run.stdout and load_model(out).cfg.name == "gtpt-t-body"
+
+
+def test_every_kind_of_weights_file_runs_as_it_is(body, tmp_path):
+    """`load_weights` (behind --weights, --checkpoint, Predictor): the authors' .pth without converting,
+    our .safetensors, with clear errors for files that are not weights."""
+    from gtpt import Predictor, load_weights
+    from gtpt.assets import DEMO_IMAGE
+    official = tmp_path / "gtpt_t_coco.pth"
+    torch.save({"state_dict": body["state_dict"]}, official)
+    model = load_weights(official)
+    assert model.cfg.name == "gtpt-t-body" and not model.training
+    assert (_logits(model, body["x"]) - body["eval"]["pred_x"]).abs().max() < 1e-4
+    assert load_weights(official, keep_rates=(1, 1, 1, 1)).keep_rates == (1.0, 1.0, 1.0, 1.0)
+    with pytest.raises(CheckpointError, match="not 'gtpt-s-body'"):
+        load_weights(official, expect="gtpt-s-body")
+    ours = save_model(model, tmp_path / "ours.safetensors")
+    people = [Predictor(w).predict(str(DEMO_IMAGE))[0] for w in (official, ours)]
+    np.testing.assert_allclose(people[0].keypoints, people[1].keypoints, atol=1e-4)
+
+    torch.save({"state_dict": {"backbone.conv.weight": torch.zeros(1)}}, tmp_path / "resnet.pth")
+    (tmp_path / "weights.npz").write_bytes(b"x")
+    for path, match in (("resnet.pth", r"resnet\.pth: not a GTPT checkpoint: missing 'ema_features\.human_token'"),
+                        ("weights.npz", r"weights\.npz: unknown weights file kind '\.npz' \(expected \.safetensors"),
+                        ("model.onnx", "model.onnx: no such weights file")):
+        with pytest.raises((CheckpointError, FileNotFoundError), match=match):
+            load_weights(tmp_path / path)
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="model.onnx: this needs PyTorch weights"):
+        load_weights(tmp_path / "model.onnx")
 
 
 _TO_OFFICIAL = [  # ours -> the authors' names (the inverse of gtpt.models.checkpoint's rules)
@@ -183,7 +216,8 @@ def test_official_layout_roundtrip_for_presets_without_fixtures(name):
     if "-b-" in name:
         assert sd["ema_features.stem.upsample1.0.weight"].shape == (384 * 4, 512, 1, 1)
         assert sd["ema_features.stem.up_layer1.0.0.weight"].shape == (384, 768, 1, 1)
-    loaded = load_official_checkpoint(sd, name)
+    loaded = load_official_checkpoint(sd)   # the preset read from the shapes
+    assert loaded.cfg.name == name
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value.half().float() if value.is_floating_point() else value)
     other = {"gtpt-s-body": "gtpt-b-body", "gtpt-b-body": "gtpt-s-body", "gtpt-b-wholebody": "gtpt-b-body"}[name]

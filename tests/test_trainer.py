@@ -72,6 +72,13 @@ def test_train_then_evaluate_body_with_unreadable_images(tmp_path):
         meta = read_model_metadata(dst)
         assert meta["weights"] == ("live" if live else "ema") and json.loads(meta["global_step"]) == ckpt["global_step"]
         assert load_model(dst).cfg.name == "gtpt-t-body"
+    # a run's last.ckpt also runs as it is (--weights / --checkpoint / Predictor): its EMA weights
+    from gtpt import CheckpointError, load_weights
+    again = load_weights(out / "last.ckpt", keep_rates=(1, 0.5, 0.3, 0.2))
+    assert all(torch.equal(again.state_dict()[k], final[k]) for k in final) and not again.training
+    assert again.keep_rates == (1.0, 0.5, 0.3, 0.2)
+    with pytest.raises(CheckpointError, match="last.ckpt holds weights for 'gtpt-t-body', not 'gtpt-s-body'"):
+        load_weights(out / "last.ckpt", expect="gtpt-s-body")
     res = subprocess.run([sys.executable, "-m", "gtpt", "convert", "--from-training", str(out / "config.yaml"),
                           "--out", str(tmp_path / "x.safetensors")], capture_output=True, text=True, env=env())
     assert res.returncode == 1 and "config.yaml" in res.stdout

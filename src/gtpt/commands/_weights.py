@@ -29,7 +29,8 @@ class WeightsChoice:
 
 def add_weights_arguments(p, model_help: str = "preset the weights must hold; without --weights, "
                                                "run this preset (demo weights if shipped, else untrained)") -> None:
-    p.add_argument("--weights", metavar="FILE", help="model weights: .safetensors (or an exported .onnx)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="model weights: .safetensors, a training .ckpt, the authors' .pth (or an exported .onnx)")
     p.add_argument("--model", choices=list(PRESETS), metavar="NAME",
                    help=f"{model_help}; one of {', '.join(PRESETS)}")
 
@@ -74,15 +75,13 @@ def announce(choice: WeightsChoice, file=None) -> None:
 def load_torch_model(choice: WeightsChoice, keep_rates=None):
     """A GTPT model for the choice (random for an untrained preset; warnings already announced)."""
     from ..models import build_model
-    from ..models.checkpoint import load_model
+    from ..weights import load_weights
     if choice.untrained:
         model = build_model(choice.source)
         if keep_rates is not None:
             model.set_keep_rates(keep_rates)
         return model.eval()
-    if choice.source.lower().endswith(".onnx"):
-        raise ValueError(f"{choice.source}: this command needs PyTorch weights (.safetensors), not an .onnx file")
-    return load_model(choice.source, keep_rates=keep_rates, expect=choice.expect)
+    return load_weights(choice.source, expect=choice.expect, keep_rates=keep_rates)
 
 
 __all__ = ["DEMO_WEIGHTS", "WeightsChoice", "add_weights_arguments", "add_keep_rates_argument",

@@ -1,4 +1,4 @@
-"""gtpt convert (--from-official PATH --model NAME | --from-training RUN/last.ckpt) --out FILE
+"""gtpt convert (--from-official PATH [--model NAME] | --from-training RUN/last.ckpt) --out FILE
 
 Both sources end as this package's .safetensors (weights + config, nothing pickled): the authors'
 checkpoints, or the weights of one of our training runs without its optimiser and RNG state
@@ -12,10 +12,11 @@ from ..config import PRESETS
 def add_arguments(p):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from-official", metavar="PATH",
-                     help="the authors' checkpoint (.pth; plain or wrapped state dict, ema_* keys); needs --model")
+                     help="the authors' checkpoint (.pth; plain or wrapped state dict, ema_* keys)")
     src.add_argument("--from-training", metavar="CKPT",
                      help="a `gtpt train` checkpoint (RUN/last.ckpt); its config names the preset")
-    p.add_argument("--model", choices=list(PRESETS), help="the preset the official checkpoint was trained as")
+    p.add_argument("--model", choices=list(PRESETS),
+                   help="the preset the official checkpoint was trained as (default: read from its shapes)")
     p.add_argument("--out", required=True, metavar="FILE", help="output .safetensors file")
     p.add_argument("--live-weights", action="store_true",
                    help="take the live (non-EMA) weights instead of the EMA copy used for evaluation")
@@ -38,9 +39,6 @@ def run(args) -> int:
     from ..models.checkpoint import CheckpointError, load_official_checkpoint, save_model
     try:
         if args.from_official:
-            if not args.model:
-                print("gtpt convert: error: --from-official needs --model NAME (the preset it was trained as)")
-                return 2
             model = load_official_checkpoint(args.from_official, args.model, use_ema=not args.live_weights)
             meta = {"source": f"official checkpoint {args.from_official}",
                     "weights": "live" if args.live_weights else "ema"}

@@ -37,22 +37,6 @@ def add_arguments(p):
                         "first, so it pays off on full validation sets")
 
 
-def load_for_eval(path, exp):
-    """Model in eval mode from any supported checkpoint kind, with the config's keep rates."""
-    from ..models.checkpoint import CheckpointError, load_model, load_official_checkpoint
-    from ..engine.state import model_from_checkpoint
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        return load_model(path, keep_rates=exp.model.keep_rates, expect=exp.model.name)
-    if suffix == ".ckpt":
-        return model_from_checkpoint(path, exp.model, hint="; use its model.safetensors instead")[0]
-    if suffix in (".pth", ".pt", ".tar"):
-        return load_official_checkpoint(path, exp.model.name, keep_rates=exp.model.keep_rates)
-    raise CheckpointError(f"{path}: unknown checkpoint kind '{suffix}' "
-                          "(expected .safetensors, .ckpt, .pth or .onnx)")
-
-
 def load_onnx_for_eval(path, exp, device):
     """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in."""
     from ..export import exported_config
@@ -69,13 +53,14 @@ def run(args) -> int:
     from ..engine.evaluator import build_val_dataset, evaluate
     from ..engine.experiment import ConfigError, load_experiment
     from ..models.checkpoint import CheckpointError
+    from ..weights import load_weights
     try:
         exp = load_experiment(args.config, args.opt)
         device = du.init_distributed(args.device)
         if Path(args.checkpoint).suffix.lower() == ".onnx":
             model = load_onnx_for_eval(args.checkpoint, exp, device)
         else:
-            model = load_for_eval(args.checkpoint, exp).to(device)
+            model = load_weights(args.checkpoint, expect=exp.model.name, keep_rates=exp.model.keep_rates).to(device)
         dataset = build_val_dataset(exp, boxes=args.boxes, gt_boxes=True if args.gt_boxes else None)
         out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_results.json"
         stats = evaluate(model, dataset, exp, device=device, flip=not args.no_flip, out_json=out,

@@ -74,7 +74,7 @@ class TrainConfig:
     freeze_bn: bool = False               # BatchNorm in eval mode (running stats) while training
     sync_bn: bool = False                 # SyncBatchNorm under DDP (CUDA only)
     seed: int = 0
-    init_weights: Optional[str] = None     # start from these weights (.safetensors or official .pth)
+    init_weights: Optional[str] = None     # start from these weights (any file `load_weights` reads)
     ckpt_interval: int = 500              # write last.ckpt every N optimiser steps (0: epoch ends only)
     log_interval: int = 20                # steps between progress-bar / TensorBoard updates
     channels_last: bool = True            # CUDA only

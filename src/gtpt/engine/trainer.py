@@ -26,6 +26,7 @@ from ..data.dataset import TopDownDataset, normalize_batch
 from ..keypoints import get_keypoint_spec
 from ..models import build_model, check_keep_rates
 from ..models.checkpoint import save_model
+from ..weights import load_weights
 from . import distributed as du
 from .batching import build_loader
 from .ema import ModelEma, unwrap_model
@@ -64,14 +65,6 @@ def build_train_dataset(exp: Experiment) -> TopDownDataset:
                           train=True, aug=d.aug, seed=exp.train.seed)
 
 
-def load_weights_for(cfg, path: str) -> nn.Module:
-    """A package .safetensors or an official .pth checkpoint, checked against preset `cfg.name`."""
-    from ..models.checkpoint import load_model, load_official_checkpoint
-    if str(path).endswith(".safetensors"):
-        return load_model(path, expect=cfg.name)
-    return load_official_checkpoint(path, cfg.name)
-
-
 class Trainer:
     """`Trainer(exp, device=None, resume=None).fit()`; resume: None, 'auto' or a last.ckpt path."""
 
@@ -97,7 +90,7 @@ class Trainer:
 
         model = build_model(exp.model)
         if t.init_weights:  # fine-tuning: start from trained weights (a resume overrides them)
-            model.load_state_dict(load_weights_for(exp.model, t.init_weights).state_dict())
+            model.load_state_dict(load_weights(t.init_weights, expect=exp.model.name).state_dict())
         model = model.to(self.device)
         if t.sync_bn and self.world > 1:
             if not self.cuda:

@@ -70,8 +70,9 @@ def _as_boxes(boxes, img_w: int, img_h: int) -> np.ndarray:
 class Predictor:
     """Top-down pose estimation for given person boxes.
 
-    weights_or_preset: a .safetensors file (`gtpt.load_model`), an exported .onnx file, a
-        preset name (random weights, with a loud warning) or a GTPT model.
+    weights_or_preset: a weights file (`gtpt.load_weights`: .safetensors, a training .ckpt or the
+        authors' .pth), an exported .onnx file, a preset name (random weights, with a loud warning)
+        or a GTPT model.
     backend: "torch" or "onnxruntime" (default: onnxruntime for .onnx files, else torch);
         onnxruntime with PyTorch weights exports once to `cache_dir` ($GTPT_CACHE_DIR or
         ~/.cache/gtpt) and reuses the file.
@@ -92,7 +93,7 @@ class Predictor:
                  score_threshold: float = 0.01, expect: Optional[str] = None, cache_dir=None,
                  precision: str = "fp32", detector=None, compile: bool = False):
         from ..models import GTPT, build_model
-        from ..models.checkpoint import load_model
+        from ..weights import load_weights
         from ..models.gtpt import check_keep_rates
 
         if batch_size < 1:
@@ -130,7 +131,7 @@ class Predictor:
             if not Path(src).is_file():
                 raise FileNotFoundError(f"{src}: no such weights file, and not a preset name "
                                         f"(presets: {', '.join(PRESETS)})")
-            self.model = load_model(src, expect=expect)
+            self.model = load_weights(src, expect=expect)
             self.source = f"{src} ({self.model.cfg.name})"
         else:
             raise TypeError(f"weights_or_preset must be a path, a preset name or a GTPT model, "

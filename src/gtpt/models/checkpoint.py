@@ -16,7 +16,7 @@ from typing import Mapping, Optional, Union
 
 import torch
 
-from ..config import ModelConfig, get_model_config
+from ..config import PRESETS, ModelConfig, get_model_config
 from .gtpt import GTPT
 
 FORMAT_VERSION = "1"
@@ -189,10 +189,11 @@ def load_weights_only(path, map_location="cpu", trusted_hint: str = ""):
                           f"and gtpt never unpickles arbitrary objects{trusted_hint}") from error
 
 
-def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping], name: str,
+def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping], name: Optional[str] = None,
                              use_ema: bool = True, keep_rates=None) -> GTPT:
     """Build preset `name` and fill it from one of the authors' checkpoints (EMA weights by
-    default). Raises CheckpointError naming the problem if the checkpoint does not fit."""
+    default). Without `name`, the preset is read from the checkpoint's shapes. Raises
+    CheckpointError naming the problem if the checkpoint does not fit."""
     source = "state dict"
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         source = str(path_or_state_dict)
@@ -204,11 +205,19 @@ def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping
     else:
         obj = path_or_state_dict
     sd = unwrap_state_dict(obj)
+    prefix = "ema_features." if use_ema else "features."
+    if name is None:
+        try:
+            found = guess_official_config(sd, prefix)
+        except CheckpointError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        name = found.split(" ")[0]
+        if name not in PRESETS:
+            raise CheckpointError(f"{source}: cannot tell which preset it holds ({found}); name it")
     cfg = get_model_config(name)
     if keep_rates is not None:
         cfg = cfg.with_keep_rates(keep_rates)
     model = GTPT(cfg)
-    prefix = "ema_features." if use_ema else "features."
     if prefix + "human_token" in sd:
         found = guess_official_config(sd, prefix)
         if not found.startswith(name + " ") or f"(dim {cfg.dim})" not in found:
