@@ -270,9 +270,10 @@ def _run_video(predictor, source, name: str, out: Path, args) -> int:
             frames = predictor.predict_video(reader, smooth=smoother, frames_per_step=step,
                                              det_interval=args.det_interval)
             for f in itertools.islice(frames, args.max_frames):
+                t = round(f.time, 4)   # one value for the json and the video's real-time slots
                 if writer is not None:
-                    writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), f.time)
-                frames_json.append({"frame": f.index, "time": round(f.time, 4),
+                    writer.write(draw_poses(f.image, f.people, kpt_thr=args.kpt_thr), t)
+                frames_json.append({"frame": f.index, "time": t,
                                     "people": [q.to_coco() for q in f.people]})
                 bar.update(1)
     except InputError as e:
