@@ -1,4 +1,7 @@
-"""DDP: the sharded sampler, and a real 2-process torchrun (gloo, CPU) against one process."""
+"""DDP: the sharded sampler, and real torchrun runs (gloo, CPU): 2 processes against one, and
+2 "nodes" (two torchrun launchers, as on two machines) against 2 processes on one."""
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -7,7 +10,7 @@ from gtpt.engine.distributed import ShardSampler
 from gtpt.engine.experiment import load_experiment
 from gtpt.engine.state import load_checkpoint
 from gtpt.engine.trainer import Trainer
-from tests.engine_helpers import TINY, data_opts, dataset, load_safetensors, max_diff, run
+from tests.engine_helpers import TINY, data_opts, dataset, env, load_safetensors, max_diff, run
 
 
 def _batches(sampler, batch):
@@ -64,3 +67,22 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert live < 1e-5 and ema < 1e-5
     moved = max_diff(c1["model"], {k: v for k, v in c1["ema"].items()})
     assert moved > 1e-4   # the weights really trained (the comparison is not vacuous)
+
+    # the same 2 ranks as 2 nodes of 1 process: two torchrun launchers meeting at a master address,
+    # as `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines sharing the run folder
+    nodes = tmp_path / "nodes"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch = [torchrun, "--nnodes=2", "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}"]
+    train = ["-m", "gtpt", "train", TINY, "--output-dir", str(nodes), "--device", "cpu", "--opt", *opts,
+             "train.batch_size=2"]
+    one_core = {**env(), "OMP_NUM_THREADS": "1"}   # each "machine" its own core, as torchrun gives 2 local ranks
+    procs = [subprocess.Popen(launch + [f"--node-rank={n}"] + train, env=one_core, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for n in (0, 1)]
+    outs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outs)
+    assert "done:" in outs[0] and "done:" not in outs[1]   # the second node's rank is 1, not its local 0
+    c3 = load_checkpoint(nodes / "last.ckpt")
+    assert c3["world_size"] == 2 and c3["global_step"] == 2
+    assert max_diff(c2["model"], c3["model"]) < 1e-6   # the same ranks (1 thread each here: float32 rounding)
