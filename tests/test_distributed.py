@@ -69,20 +69,38 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert moved > 1e-4   # the weights really trained (the comparison is not vacuous)
 
     # the same 2 ranks as 2 nodes of 1 process: two torchrun launchers meeting at a master address,
-    # as `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines sharing the run folder
-    nodes = tmp_path / "nodes"
+    # as `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines. Each "machine" has
+    # its own run folder (the same relative --output-dir from another working directory): only rank 0
+    # writes, and a resume reads rank 0's checkpoint on every rank.
+    machines = [tmp_path / "machine0", tmp_path / "machine1"]
+    c3 = _two_nodes(machines, opts + ["train.batch_size=2"])
+    assert c3["world_size"] == 2 and c3["global_step"] == 2 and not (machines[1] / "run").exists()
+    assert max_diff(c2["model"], c3["model"]) < 1e-6   # the same ranks (1 thread each here: float32 rounding)
+    c4 = _two_nodes(machines, opts + ["train.batch_size=2", "train.epochs=2"], "--resume", "auto")
+    assert (c4["epoch"], c4["global_step"]) == (2, 4) and not (machines[1] / "run").exists()
+
+
+def _two_nodes(machines, opts, *flags) -> dict:
+    """`gtpt train` on 2 nodes of 1 process each (node N in machines[N], --output-dir run); the
+    last.ckpt that rank 0 wrote."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    launch = [torchrun, "--nnodes=2", "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}"]
-    train = ["-m", "gtpt", "train", TINY, "--output-dir", str(nodes), "--device", "cpu", "--opt", *opts,
-             "train.batch_size=2"]
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
     one_core = {**env(), "OMP_NUM_THREADS": "1"}   # each "machine" its own core, as torchrun gives 2 local ranks
-    procs = [subprocess.Popen(launch + [f"--node-rank={n}"] + train, env=one_core, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for n in (0, 1)]
-    outs = [p.communicate(timeout=240)[0] for p in procs]
+    procs = []
+    for n, cwd in enumerate(machines):
+        cwd.mkdir(exist_ok=True)
+        cmd = [torchrun, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={n}", "--master-addr=127.0.0.1",
+               f"--master-port={port}", "-m", "gtpt", "train", TINY, "--output-dir", "run", "--device", "cpu",
+               *flags, "--opt", *opts]
+        procs.append(subprocess.Popen(cmd, cwd=cwd, env=one_core, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    try:
+        outs = [p.communicate(timeout=240)[0] for p in procs]
+    finally:   # a hung rank (the failure this guards against) must not outlive the test
+        for p in procs:
+            p.kill()
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outs)
     assert "done:" in outs[0] and "done:" not in outs[1]   # the second node's rank is 1, not its local 0
-    c3 = load_checkpoint(nodes / "last.ckpt")
-    assert c3["world_size"] == 2 and c3["global_step"] == 2
-    assert max_diff(c2["model"], c3["model"]) < 1e-6   # the same ranks (1 thread each here: float32 rounding)
+    return load_checkpoint(machines[0] / "run" / "last.ckpt")

@@ -85,6 +85,22 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+def on_main(fn):
+    """fn() run by rank 0 alone, its result handed to every rank; if it raises, every rank raises
+    the same error. For what only rank 0's view may decide (e.g. which checkpoint to resume from,
+    read from its disk), so that no rank goes its own way or waits for one that failed."""
+    result, error = None, None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as e:   # handed on, raised on every rank below
+            error = e
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
 def all_reduce_max(value: float, device: torch.device) -> float:
     """Max of a scalar over ranks (used to stop every rank together)."""
     if not is_dist():
@@ -154,6 +170,6 @@ class ShardSampler(Sampler):
         return max(0, n - self.start_batch * self.batch_size)
 
 
-__all__ = ["is_dist", "get_rank", "get_world_size", "is_main", "launched_by_torchrun",
+__all__ = ["is_dist", "get_rank", "get_world_size", "is_main", "launched_by_torchrun", "on_main",
            "init_distributed", "barrier", "all_gather_objects", "broadcast_object", "all_reduce_max",
            "broadcast_module_state", "cleanup", "ShardSampler"]

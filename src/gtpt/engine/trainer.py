@@ -75,7 +75,8 @@ class Trainer:
         self.world, self.rank = du.get_world_size(), du.get_rank()
         self.out = Path(exp.output_dir)
         self.cuda = self.device.type == "cuda"
-        resume_path = self._resume_path(resume)
+        # rank 0 decides and reads; every rank resumes from its copy (the run folder need not be shared)
+        resume_path = du.on_main(lambda: self._resume_path(resume))
 
         random.seed(t.seed)
         np.random.seed(t.seed)
@@ -90,7 +91,7 @@ class Trainer:
 
         model = build_model(exp.model)
         if t.init_weights:  # fine-tuning: start from trained weights (a resume overrides them)
-            model.load_state_dict(load_weights(t.init_weights, expect=exp.model.name).state_dict())
+            model.load_state_dict(du.on_main(lambda: load_weights(t.init_weights, expect=exp.model.name).state_dict()))
         model = model.to(self.device)
         if t.sync_bn and self.world > 1:
             if not self.cuda:
@@ -145,14 +146,13 @@ class Trainer:
             return None
         if resume == "auto":
             if not last.exists():
-                if du.is_main():
-                    print(f"--resume auto: no {last} yet, starting from scratch", flush=True)
+                print(f"--resume auto: no {last} yet, starting from scratch", flush=True)
                 return None
             return last
         return Path(resume)
 
     def _load(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, map_location="cpu")
+        ckpt = du.on_main(lambda: load_checkpoint(path, map_location="cpu"))
         if ckpt["config"]["model"] != self.exp.to_dict()["model"]:
             raise ConfigError(f"{path} was trained as model {ckpt['config']['model'].get('name')} with "
                               f"other settings than this config's model section")
@@ -165,7 +165,13 @@ class Trainer:
         self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
         self.global_step = int(ckpt["global_step"])
         self.elapsed_s = float(ckpt.get("elapsed_s", 0.0))
-        self._set_epochs(int(ckpt.get("epochs", self.exp.train.epochs)))   # a time budget re-plans them
+        planned = int(ckpt.get("epochs", self.exp.train.epochs))
+        if self.exp.train.time_budget_min is not None:
+            self._set_epochs(planned)   # the budget's own plan goes on
+        elif planned != self.exp.train.epochs and du.is_main():   # e.g. a finished run extended
+            print(f"note: {path} was planned for {planned} epochs; going on to train.epochs="
+                  f"{self.exp.train.epochs} (lr steps stay at epochs "
+                  f"{sorted(set(self.scheduler.milestones.elements()))})", flush=True)
         self.best_ap, self.best_epoch = float(ckpt["best_ap"]), int(ckpt["best_epoch"])
         self.epoch_acc = dict(ckpt["epoch_acc"])
         if int(ckpt["world_size"]) != self.world and du.is_main():
