@@ -202,8 +202,26 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     # built and checked beside `path`, which it replaces only once every check passed: a failed or
     # interrupted export leaves no unverified graph there (and an earlier file untouched)
     work = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    cfg, (h, w) = src.cfg, src.cfg.image_size
+    trace_batch, verify_batch = (2, 3) if dynamic_batch else (1, 1)
+    gen = torch.Generator().manual_seed(0)
+    wrapper = _Pruned(src, rates).eval()
     try:
-        result = _export_checked(src, rates, work, path, dynamic_batch, opset, verify, atol, verbose, exporter, int8)
+        used, opset = _trace(wrapper, torch.randn(trace_batch, 3, h, w, generator=gen), work, path, opset,
+                             dynamic_batch, exporter, verbose)
+        _stamp_and_check(work, path, {"gtpt_config": json.dumps(cfg.with_keep_rates(rates).to_dict()),
+                                      "keep_rates": json.dumps(list(rates)),
+                                      "dynamic_batch": json.dumps(dynamic_batch), "exporter": used})
+        result = OnnxExport(path=path, keep_rates=rates, verify_batch=verify_batch, exporter=used, opset=opset)
+        if verify:
+            x = torch.randn(verify_batch, 3, h, w, generator=gen)
+            result.max_abs_diff = _verify(wrapper, work, path, x, atol, verbose)
+        if int8:
+            result.int8_shift_px = _quantize_int8(work, cfg)
+            if verbose:
+                med, top = result.int8_shift_px
+                print(f"int8: decoded joints moved {med:.2f} px (median), {top:.2f} px (max) from the float32 "
+                      f"graph's on the demo photo (input pixels)")
         os.replace(work, path)
     finally:
         work.unlink(missing_ok=True)
@@ -211,43 +229,38 @@ def export_onnx(model, path, keep_rates: Optional[Sequence[float]] = None, dynam
     return result
 
 
-def _export_checked(src, rates, work: Path, path: Path, dynamic_batch, opset, verify, atol, verbose, exporter,
-                    int8) -> OnnxExport:
-    """export_onnx's work: trace to `work`, add the metadata, check, verify, quantize (messages name `path`)."""
-    import onnx
-
-    cfg = src.cfg
-    h, w = cfg.image_size
-    trace_batch, verify_batch = (2, 3) if dynamic_batch else (1, 1)
-    gen = torch.Generator().manual_seed(0)
-    dummy = torch.randn(trace_batch, 3, h, w, generator=gen)
-    wrapper = _Pruned(src, rates).eval()
+def _trace(wrapper: nn.Module, dummy: torch.Tensor, work: Path, path: Path, opset: int, dynamic_batch: bool,
+           exporter: str, verbose: bool) -> tuple[str, int]:
+    """Write the graph of `wrapper` to `work`; "auto" falls back from the tracer to torch.export.
+    Returns (the exporter that wrote it, its opset); messages name `path`, the user's file."""
     used, tracer_error = ("dynamo" if exporter == "dynamo" else "torchscript"), None
     with torch.no_grad():
         if used == "torchscript":
             try:
                 _trace_torchscript(wrapper, dummy, work, opset, dynamic_batch)
+                return used, opset
             except Exception as e:
-                tracer_error, used = f"{type(e).__name__}: {e}", "dynamo"
+                tracer_error = f"{type(e).__name__}: {e}"
                 if exporter == "torchscript":
                     raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}); "
                                       "exporter 'dynamo' may work") from e
                 if verbose:
                     print(f"the TorchScript ONNX exporter failed ({tracer_error}); trying the torch.export-based one")
-        if used == "dynamo":
-            try:
-                opset = max(opset, 18)
-                _trace_dynamo(wrapper, dummy, work, opset, dynamic_batch)
-            except Exception as e:
-                if tracer_error is None:
-                    raise
-                raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}), and so did "
-                                  f"the torch.export-based one ({type(e).__name__}: {e})") from e
+        try:
+            opset = max(opset, 18)
+            _trace_dynamo(wrapper, dummy, work, opset, dynamic_batch)
+            return "dynamo", opset
+        except Exception as e:
+            if tracer_error is None:
+                raise
+            raise ExportError(f"{path}: the TorchScript ONNX exporter failed ({tracer_error}), and so did "
+                              f"the torch.export-based one ({type(e).__name__}: {e})") from e
 
+
+def _stamp_and_check(work: Path, path: Path, meta: dict) -> None:
+    """Store `meta` in the graph at `work` (weights inline) and pass it through onnx.checker."""
+    import onnx
     proto = onnx.load(str(work))
-    meta = {"gtpt_config": json.dumps(cfg.with_keep_rates(rates).to_dict()),
-            "keep_rates": json.dumps(list(rates)), "dynamic_batch": json.dumps(dynamic_batch),
-            "exporter": used}
     del proto.metadata_props[:]
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
@@ -255,31 +268,23 @@ def _export_checked(src, rates, work: Path, path: Path, dynamic_batch, opset, ve
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"{path}: the exported graph fails onnx.checker: {e}") from e
-    onnx.save(proto, str(work))   # weights inline
-    if used == "dynamo":          # a torch without `external_data=` wrote them beside the graph
-        work.with_name(work.name + ".data").unlink(missing_ok=True)
+    onnx.save(proto, str(work))
+    work.with_name(work.name + ".data").unlink(missing_ok=True)   # torch.export may have put weights beside it
 
-    result = OnnxExport(path=path, keep_rates=rates, verify_batch=verify_batch, exporter=used, opset=opset)
-    if verify:
-        x = torch.randn(verify_batch, 3, h, w, generator=gen)
-        with torch.no_grad():
-            ref = [t.numpy() for t in wrapper(x)]
-        got = _session(str(work)).run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
-        result.max_abs_diff = {n: float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
-        worst = max(result.max_abs_diff.values())
-        if verbose:
-            diffs = ", ".join(f"{n} {d:.2e}" for n, d in result.max_abs_diff.items())
-            print(f"onnx check ok; onnxruntime vs PyTorch at batch {verify_batch}: max |diff| {diffs}")
-        if not worst <= atol:
-            raise ExportError(f"{path}: onnxruntime differs from PyTorch by {worst:.3e} (> {atol:g}) "
-                              f"at batch {verify_batch}")
-    if int8:
-        result.int8_shift_px = _quantize_int8(work, cfg)
-        if verbose:
-            med, top = result.int8_shift_px
-            print(f"int8: decoded joints moved {med:.2f} px (median), {top:.2f} px (max) from the float32 "
-                  f"graph's on the demo photo (input pixels)")
-    return result
+
+def _verify(wrapper: nn.Module, work: Path, path: Path, x: torch.Tensor, atol: float, verbose: bool) -> dict:
+    """{output name: max |onnxruntime - PyTorch|} on input `x`; ExportError beyond atol."""
+    with torch.no_grad():
+        ref = [t.numpy() for t in wrapper(x)]
+    got = _session(str(work)).run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    diff = {n: float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
+    if verbose:
+        print(f"onnx check ok; onnxruntime vs PyTorch at batch {len(x)}: max |diff| "
+              + ", ".join(f"{n} {d:.2e}" for n, d in diff.items()))
+    worst = max(diff.values())
+    if not worst <= atol:
+        raise ExportError(f"{path}: onnxruntime differs from PyTorch by {worst:.3e} (> {atol:g}) at batch {len(x)}")
+    return diff
 
 
 def read_onnx_config(path):
