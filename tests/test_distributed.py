@@ -36,6 +36,18 @@ def test_shards_form_the_single_process_batches():
     assert sorted(i for e in ev for _, i in e) == list(range(7))
 
 
+def test_accumulated_forwards_hold_what_more_devices_would():
+    """train.accum_steps: the trainer's sampler deals batch x accum per rank and step, its loader
+    cuts that into accum forwards. Forward j of rank r = rank r x accum + j of world x accum devices."""
+    batch, accum, world = 3, 2, 2
+    for r in range(world):
+        forwards = _batches(_set(ShardSampler(53, batch * accum, num_replicas=world, rank=r, seed=5), 1), batch)
+        for j in range(accum):
+            device = _batches(_set(ShardSampler(53, batch, num_replicas=world * accum, rank=r * accum + j,
+                                                seed=5), 1), batch)
+            assert forwards[j::accum] == device and len(device) == 53 // (batch * world * accum)
+
+
 def _set(s, epoch):
     s.set_epoch(epoch)
     return s
@@ -67,16 +79,24 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert live < 1e-5 and ema < 1e-5
     moved = max_diff(c1["model"], {k: v for k, v in c1["ema"].items()})
     assert moved > 1e-4   # the weights really trained (the comparison is not vacuous)
+    # one process accumulating 2 forwards of 2 is the same step as one forward of 4
+    acc = tmp_path / "accum"
+    Trainer(load_experiment(TINY, opts + ["train.batch_size=2", "train.accum_steps=2"], output_dir=str(acc)),
+            device="cpu").fit()
+    c5 = load_checkpoint(acc / "last.ckpt")
+    assert c5["global_step"] == 2 and max_diff(c1["model"], c5["model"]) < 1e-5
 
     # the same 2 ranks as 2 nodes of 1 process: two torchrun launchers meeting at a master address,
     # as `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines. Each "machine" has
     # its own run folder (the same relative --output-dir from another working directory): only rank 0
     # writes, and a resume reads rank 0's checkpoint on every rank.
+    # Each node accumulates 2 forwards of 1 (train.accum_steps, DDP's no_sync): 4 devices' worth.
     machines = [tmp_path / "machine0", tmp_path / "machine1"]
-    c3 = _two_nodes(machines, opts + ["train.batch_size=2"])
+    c3 = _two_nodes(machines, opts + ["train.batch_size=1", "train.accum_steps=2"])
     assert c3["world_size"] == 2 and c3["global_step"] == 2 and not (machines[1] / "run").exists()
-    assert max_diff(c2["model"], c3["model"]) < 1e-6   # the same ranks (1 thread each here: float32 rounding)
-    c4 = _two_nodes(machines, opts + ["train.batch_size=2", "train.epochs=2"], "--resume", "auto")
+    assert max_diff(c1["model"], c3["model"]) < 1e-5
+    c4 = _two_nodes(machines, opts + ["train.batch_size=1", "train.accum_steps=2", "train.epochs=2"],
+                    "--resume", "auto")
     assert (c4["epoch"], c4["global_step"]) == (2, 4) and not (machines[1] / "run").exists()
 
 

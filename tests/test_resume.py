@@ -4,6 +4,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from gtpt.engine.state import get_rng_state, load_checkpoint, set_rng_state
 from tests.engine_helpers import (TINY, assert_identical, data_opts, dataset, env, gtpt_cmd,
                                   load_safetensors, run)
@@ -14,11 +16,12 @@ def _cmd(out, opts, workers, *extra):
                     "--opt", *opts, f"data.workers={workers}")
 
 
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("accum", [1, 2])   # 2: each step accumulates 2 forwards of 1 (train.accum_steps)
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, accum):
     d = dataset(tmp_path / "d", num_images=2, people=2, seed=21)
     # 2 epochs x 2 steps; lr drops after epoch 1, a checkpoint after every step; no validation
-    opts = data_opts(d) + ["train.epochs=2", "train.batch_size=2", "train.ckpt_interval=1",
-                           "train.milestones=[1]", "data.aug.color_jitter=true"]
+    opts = data_opts(d) + ["train.epochs=2", f"train.batch_size={2 // accum}", f"train.accum_steps={accum}",
+                           "train.ckpt_interval=1", "train.milestones=[1]", "data.aug.color_jitter=true"]
     ref = tmp_path / "ref"
     run(_cmd(ref, opts, 0))
 

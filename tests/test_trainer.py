@@ -10,7 +10,7 @@ import torch
 
 from gtpt.engine.experiment import load_experiment
 from gtpt.engine.state import load_checkpoint
-from gtpt.engine.trainer import NonFiniteLossError, Trainer, keep_rates_at
+from gtpt.engine.trainer import NonFiniteLossError, Trainer, freeze_batchnorm, keep_rates_at
 from gtpt.models.checkpoint import load_model, read_model_metadata
 from tests.engine_helpers import TINY, data_opts, dataset, env, load_safetensors
 
@@ -173,3 +173,35 @@ def test_time_budget_replans_epochs_and_milestones(tmp_path, capsys):
                       device="cpu", resume="auto")
     assert resumed.exp.train.epochs == 2 and sorted(resumed.scheduler.milestones.elements()) == [2, 2]
     assert resumed.fit()["global_step"] == summary["global_step"]
+
+
+def test_accumulated_gradient_is_the_mean_of_the_forwards(tmp_path):
+    """train.accum_steps: two forwards of 2 add up to the gradient of one forward of 4 (BatchNorm
+    frozen, so a sample's gradient does not depend on its batch). Adam hides a gradient's scale,
+    so this is checked on the gradients themselves, not on the trained weights."""
+    from gtpt.engine.batching import collate_skipping
+    d = dataset(tmp_path / "d", num_images=2, people=2, seed=9)
+    exp = load_experiment(TINY, data_opts(d) + ["train.batch_size=2", "train.accum_steps=2", "train.freeze_bn=true"],
+                          output_dir=str(tmp_path / "run"))
+    trainer = Trainer(exp, device="cpu")
+    trainer.net.train()
+    freeze_batchnorm(trainer.model)
+    batch = collate_skipping([trainer.train_set[i] for i in range(4)])
+    half = [collate_skipping([trainer.train_set[i] for i in idx]) for idx in ((0, 1), (2, 3))]
+    rates = exp.model.keep_rates
+
+    def grads():
+        out = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        trainer.model.zero_grad(set_to_none=True)
+        return out
+
+    trainer.exp.train.accum_steps = 1
+    trainer._forward_backward(batch, rates, sync=True)
+    whole = grads()
+    trainer.exp.train.accum_steps = 2
+    for part, last in zip(half, (False, True)):
+        trainer._forward_backward(part, rates, sync=last)
+    accumulated = grads()
+    assert whole.keys() == accumulated.keys() and len(whole) > 10
+    scale = max(g.abs().max().item() for g in whole.values())
+    assert max((whole[n] - accumulated[n]).abs().max().item() for n in whole) < 1e-5 * scale

@@ -11,6 +11,7 @@ metrics.csv, curves.png, tensorboard/ (if importable).
 """
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections import Counter
@@ -83,10 +84,11 @@ class Trainer:
         torch.manual_seed(t.seed)   # same initial weights on every rank
 
         self.train_set = build_train_dataset(exp)
-        global_batch = t.batch_size * self.world
+        global_batch = t.batch_size * self.world * t.accum_steps
         if len(self.train_set) < global_batch:
             raise ValueError(f"{exp.data.train_ann}: {len(self.train_set)} training samples, fewer than one "
-                             f"global batch ({t.batch_size} per device x {self.world} = {global_batch})")
+                             f"global batch ({t.batch_size} per device x {self.world} x {t.accum_steps} "
+                             f"accumulated = {global_batch})")
         self.val_set = build_val_dataset(exp) if exp.data.val_ann else None
 
         model = build_model(exp.model)
@@ -112,11 +114,14 @@ class Trainer:
                 model, device_ids=[self.device.index] if self.cuda else None)
         self.net = torch.compile(net, mode=t.compile_mode) if t.compile else net
 
-        self.sampler = du.ShardSampler(len(self.train_set), t.batch_size, num_replicas=self.world,
+        # the sampler deals each rank accum_steps x batch_size samples per optimiser step, which the
+        # loader cuts into accum_steps forwards: forward j of rank r holds what rank r x accum + j of
+        # world x accum devices would hold, so accumulation reproduces a run on more devices
+        self.sampler = du.ShardSampler(len(self.train_set), t.batch_size * t.accum_steps, num_replicas=self.world,
                                        rank=self.rank, seed=t.seed, shuffle=True)
         self.loader = build_loader(self.train_set, self.sampler, t.batch_size, exp.data.workers,
                                    pin_memory=self.cuda and exp.data.pin_memory)
-        self.steps_per_epoch = self.sampler.batches_per_epoch
+        self.steps_per_epoch = self.sampler.batches_per_epoch   # optimiser steps
         self.total_steps = t.epochs * self.steps_per_epoch
 
         # position and bookkeeping (overwritten by a resume)
@@ -174,9 +179,11 @@ class Trainer:
                   f"{sorted(set(self.scheduler.milestones.elements()))})", flush=True)
         self.best_ap, self.best_epoch = float(ckpt["best_ap"]), int(ckpt["best_epoch"])
         self.epoch_acc = dict(ckpt["epoch_acc"])
-        if int(ckpt["world_size"]) != self.world and du.is_main():
-            print(f"warning: {path} was written with {ckpt['world_size']} processes, resuming with "
-                  f"{self.world}: the data order of the rest of the run differs", flush=True)
+        was = (int(ckpt["world_size"]), int(ckpt["config"]["train"].get("accum_steps", 1)))
+        now = (self.world, self.exp.train.accum_steps)
+        if was[0] * was[1] != now[0] * now[1] and du.is_main():
+            print(f"warning: {path} was written with {was[0]} process(es) x {was[1]} accumulated, resuming "
+                  f"with {now[0]} x {now[1]}: the data order of the rest of the run differs", flush=True)
         set_rng_state(ckpt["rng"])
         if du.is_main():
             print(f"resumed from {path}: epoch {self.epoch + 1}, step {self.step_in_epoch}/"
@@ -239,7 +246,9 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.exp.train.amp)
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def _step(self, batch: dict, keep_rates) -> None:
+    def _forward_backward(self, batch: dict, keep_rates, sync: bool) -> None:
+        """Loss of one forward, its gradients added to .grad (1/accum_steps each: a step's gradient is
+        the mean of its forwards', as DDP's is of its ranks'). sync=False: no all-reduce yet (DDP)."""
         t = self.exp.train
         img = normalize_batch(batch["image"].to(self.device, non_blocking=True))
         if self.cuda and t.channels_last:
@@ -247,22 +256,28 @@ class Trainer:
         tx = batch["target_x"].to(self.device, non_blocking=True)
         ty = batch["target_y"].to(self.device, non_blocking=True)
         tw = batch["target_weight"].to(self.device, non_blocking=True)
-        with self._autocast():
-            out = self.net(img, keep_rates=keep_rates)
-        out = {k: v.float() for k, v in out.items()}   # the KL terms in float32
-        loss, terms = self.loss_fn(out, tx, ty, tw)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # DDP decides in the forward whether the backward all-reduces: both go under no_sync
+        no_sync = self.net.no_sync if not sync and self.world > 1 else contextlib.nullcontext
+        with no_sync():
+            with self._autocast():
+                out = self.net(img, keep_rates=keep_rates)
+            out = {k: v.float() for k, v in out.items()}   # the KL terms in float32
+            loss, terms = self.loss_fn(out, tx, ty, tw)
+            self.scaler.scale(loss / t.accum_steps).backward()
+        self._pending.append((self.epoch, self.step_in_epoch + 1, self.global_step + 1, loss.detach(),
+                              torch.stack([terms["student_gt"], terms["teacher_gt"], terms["distill"]]).detach()))
+
+    def _optimizer_step(self) -> None:
+        t = self.exp.train
         if t.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
         if self.ema is not None:
             self.ema.update(self.model, self.global_step, self.total_steps)
-        self._pending.append((self.epoch, self.step_in_epoch + 1, self.global_step, loss.detach(),
-                              torch.stack([terms["student_gt"], terms["teacher_gt"], terms["distill"]]).detach()))
 
     # ------------------------------------------------------------------ epochs
     def fit(self) -> dict:
@@ -292,15 +307,24 @@ class Trainer:
             bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, dynamic_ncols=True,
                        desc=f"epoch {self.epoch + 1}/{t.epochs}", leave=False)
         t0 = time.perf_counter()
-        for batch in self.loader:
+        self.optimizer.zero_grad(set_to_none=True)
+        stepped = False   # has a forward of this step had any readable image
+        for i, batch in enumerate(self.loader):
+            last = (i + 1) % t.accum_steps == 0   # the step's last forward: all-reduce, then the optimiser
             self.epoch_acc["skipped"] += len(batch["skipped"])
             if batch["size"] > 0:
-                self._step(batch, rates)
+                self._forward_backward(batch, rates, sync=last)
                 self.epoch_acc["samples"] += batch["size"] * self.world
+                stepped = True
             elif self.world > 1:
                 raise RuntimeError(f"every image of a batch was unreadable on rank {self.rank} "
                                    f"(epoch {self.epoch + 1}, step {self.step_in_epoch + 1}); "
                                    f"fix the data: the ranks cannot stay in step")
+            if not last:
+                continue
+            if stepped:   # a step whose images were all unreadable makes no update
+                self._optimizer_step()
+            stepped = False
             self.step_in_epoch += 1
             if self.step_in_epoch % self._check_every == 0:
                 self._check_finite()
