@@ -184,6 +184,7 @@ def test_accumulated_gradient_is_the_mean_of_the_forwards(tmp_path):
     exp = load_experiment(TINY, data_opts(d) + ["train.batch_size=2", "train.accum_steps=2", "train.freeze_bn=true"],
                           output_dir=str(tmp_path / "run"))
     trainer = Trainer(exp, device="cpu")
+    assert "2 epochs of 1 step x 4 images (2 per forward x 2 accumulated), cpu, from the start" in trainer.plan()
     trainer.net.train()
     freeze_batchnorm(trainer.model)
     batch = collate_skipping([trainer.train_set[i] for i in range(4)])

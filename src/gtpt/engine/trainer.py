@@ -283,6 +283,8 @@ class Trainer:
     def fit(self) -> dict:
         """Train to train.epochs; returns a summary (best AP, final files, last metrics)."""
         t = self.exp.train
+        if du.is_main():
+            print(self.plan(), flush=True)
         try:
             while self.epoch < t.epochs:
                 t0 = time.perf_counter()
@@ -292,6 +294,19 @@ class Trainer:
         finally:
             if self.logger is not None:
                 self.logger.close()
+
+    def plan(self) -> str:
+        """One line: what this run will do (model, data, global batch, steps, device, output)."""
+        t = self.exp.train
+        per_step = t.batch_size * self.world * t.accum_steps
+        parts = [f"{t.batch_size} per forward"] + [f"{self.world} processes"] * (self.world > 1) \
+            + [f"{t.accum_steps} accumulated"] * (t.accum_steps > 1)
+        amp = "" if t.amp == "none" else f", {t.amp}"
+        where = (f"from epoch {self.epoch + 1}, step {self.step_in_epoch}" if self.global_step
+                 else "from the start")
+        steps = f"{self.steps_per_epoch} step{'s' * (self.steps_per_epoch != 1)}"
+        return (f"training {self.exp.model.name} on {len(self.train_set)} samples: {t.epochs} epochs of "
+                f"{steps} x {per_step} images ({' x '.join(parts)}), {self.device}{amp}, {where} -> {self.out}")
 
     def _train_epoch(self) -> None:
         t = self.exp.train
