@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """Where the data lives and how it is read. Paths are relative to the working directory."""
 
-    dataset: str = "coco"                 # coco | wholebody | generic (any K*3 `keypoints`)
+    dataset: str = "coco"                 # coco | wholebody | generic (= coco: COCO-format, the model's joints)
     num_joints: int = 17                  # defaults to the model's when left out of the YAML
     train_ann: str = ""
     train_images: str = ""
