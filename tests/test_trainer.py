@@ -206,3 +206,20 @@ def test_accumulated_gradient_is_the_mean_of_the_forwards(tmp_path):
     assert whole.keys() == accumulated.keys() and len(whole) > 10
     scale = max(g.abs().max().item() for g in whole.values())
     assert max((whole[n] - accumulated[n]).abs().max().item() for n in whole) < 1e-5 * scale
+
+
+def test_init_weights_start_from_a_weights_file(tmp_path):
+    """train.init_weights: fine-tuning starts from any file `load_weights` reads; another preset's is refused."""
+    from gtpt.models import build_model
+    from gtpt.models.checkpoint import CheckpointError, save_model
+    d = dataset(tmp_path / "d", num_images=2, people=2, seed=10)
+    torch.manual_seed(123)
+    start = build_model("gtpt-t-body")
+    path = save_model(start, tmp_path / "start.safetensors")
+    exp = load_experiment(TINY, data_opts(d) + [f"train.init_weights={path}"], output_dir=str(tmp_path / "run"))
+    model = Trainer(exp, device="cpu").model
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in start.state_dict().items())
+    other = save_model(build_model("gtpt-t-wholebody"), tmp_path / "wb.safetensors")
+    exp = load_experiment(TINY, data_opts(d) + [f"train.init_weights={other}"], output_dir=str(tmp_path / "run2"))
+    with pytest.raises(CheckpointError, match="wb.safetensors holds weights for 'gtpt-t-wholebody', not 'gtpt-t-body'"):
+        Trainer(exp, device="cpu")

@@ -230,7 +230,7 @@ def _write_pruning(predictor, img, people, path: Path) -> None:
 
     from ..inference.draw import draw_pruning
     if predictor.model is None:
-        _err("--show-pruning needs PyTorch weights, not an .onnx graph; skipped for the .onnx model")
+        _err("--show-pruning needs PyTorch weights; skipped for the .onnx graph")
         return
     best = max(people, key=lambda q: q.score)
     trace = predictor.kept_patches(img, best.box)

@@ -93,7 +93,8 @@ class Trainer:
 
         model = build_model(exp.model)
         if t.init_weights:  # fine-tuning: start from trained weights (a resume overrides them)
-            model.load_state_dict(du.on_main(lambda: load_weights(t.init_weights, expect=exp.model.name).state_dict()))
+            start = du.on_main(lambda: load_weights(t.init_weights, expect=exp.model.name).state_dict())
+            model.load_state_dict(start)
         model = model.to(self.device)
         if t.sync_bn and self.world > 1:
             if not self.cuda:
