@@ -328,6 +328,9 @@ def test_detector_finds_the_people_in_images_and_video(tmp_path, gtpt):
                            "--out", out, "--no-flip")
     assert rc == 0, err
     assert "yolo11_raw.onnx" in stdout and f"{len(want)} person(s)" in stdout
+    speed = re.search(r"speed per person: ([\d.]+) ms preprocess, ([\d.]+) ms inference, ([\d.]+) ms "
+                      rf"postprocess \({len(want)} people, 1 image\); detector ([\d.]+) ms per image", stdout)
+    assert speed and float(speed[2]) > 0 and float(speed[4]) > 0, stdout
     preds = json.loads((out / "predictions.json").read_text())
     np.testing.assert_allclose([p["bbox"] for p in preds], want[:, :4], atol=1e-2)
 

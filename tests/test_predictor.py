@@ -92,6 +92,11 @@ def test_batching_equals_one_by_one(photo):
     boxes = [[_box(img), [10, 10, 120, 200, 0.5]], [[40, 20, 150, 260]]]
     batched = small.predict_batch([img, other], boxes)
     assert [len(b) for b in batched] == [2, 1]
+    t = small.times   # where the time went: counted per image and person, every stage timed
+    assert (t.images, t.people, t.detect) == (2, 3, 0.0) and min(t.preprocess, t.inference, t.postprocess) > 0
+    assert t.inference > t.postprocess and "(3 people, 2 images)" in t.summary() and "detector" not in t.summary()
+    t.reset()
+    assert (t.images, t.people, t.inference) == (0, 0, 0.0)
     for image, bx, people in zip([img, other], boxes, batched):
         for box, person in zip(bx, people):
             single = small.predict(image, [box])[0]

@@ -151,6 +151,9 @@ def run(args) -> int:
     except KeyboardInterrupt:
         _err("stopped by Ctrl-C")
         return 130
+    finally:
+        if predictor.times.images:
+            print(predictor.times.summary(), flush=True)
     if done == 0:
         _err("nothing could be processed")
         return 1
