@@ -92,17 +92,25 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     # writes, and a resume reads rank 0's checkpoint on every rank.
     # Each node accumulates 2 forwards of 1 (train.accum_steps, DDP's no_sync): 4 devices' worth.
     machines = [tmp_path / "machine0", tmp_path / "machine1"]
-    c3 = _two_nodes(machines, opts + ["train.batch_size=1", "train.accum_steps=2"])
+    train = ["train", TINY, "--output-dir", "run", "--device", "cpu"]
+    accum = opts + ["train.batch_size=1", "train.accum_steps=2"]
+    outs = _two_nodes(machines, *train, "--opt", *accum)
+    assert "done:" in outs[0] and "done:" not in outs[1]   # the second node's rank is 1, not its local 0
+    c3 = load_checkpoint(machines[0] / "run" / "last.ckpt")
     assert c3["world_size"] == 2 and c3["global_step"] == 2 and not (machines[1] / "run").exists()
     assert max_diff(c1["model"], c3["model"]) < 1e-5
-    c4 = _two_nodes(machines, opts + ["train.batch_size=1", "train.accum_steps=2", "train.epochs=2"],
-                    "--resume", "auto")
+    _two_nodes(machines, *train, "--resume", "auto", "--opt", *accum, "train.epochs=2")
+    c4 = load_checkpoint(machines[0] / "run" / "last.ckpt")
     assert (c4["epoch"], c4["global_step"]) == (2, 4) and not (machines[1] / "run").exists()
+    # `gtpt eval` on both nodes of weights that only the first has: rank 0 reads them for everyone
+    outs = _two_nodes(machines, "eval", TINY, "--checkpoint", "run/model.safetensors", "--gt-boxes",
+                      "--device", "cpu", "--out", "results.json", "--opt", *data_opts(d, d))
+    assert "AP" in outs[0] and (machines[0] / "results.json").is_file() and not (machines[1] / "results.json").exists()
 
 
-def _two_nodes(machines, opts, *flags) -> dict:
-    """`gtpt train` on 2 nodes of 1 process each (node N in machines[N], --output-dir run); the
-    last.ckpt that rank 0 wrote."""
+def _two_nodes(machines, *args) -> list[str]:
+    """`gtpt ARGS` on 2 nodes of 1 process each, node N in the working directory machines[N];
+    their outputs."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -112,8 +120,7 @@ def _two_nodes(machines, opts, *flags) -> dict:
     for n, cwd in enumerate(machines):
         cwd.mkdir(exist_ok=True)
         cmd = [torchrun, "--nnodes=2", "--nproc-per-node=1", f"--node-rank={n}", "--master-addr=127.0.0.1",
-               f"--master-port={port}", "-m", "gtpt", "train", TINY, "--output-dir", "run", "--device", "cpu",
-               *flags, "--opt", *opts]
+               f"--master-port={port}", "-m", "gtpt", *args]
         procs.append(subprocess.Popen(cmd, cwd=cwd, env=one_core, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     try:
@@ -122,5 +129,4 @@ def _two_nodes(machines, opts, *flags) -> dict:
         for p in procs:
             p.kill()
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outs)
-    assert "done:" in outs[0] and "done:" not in outs[1]   # the second node's rank is 1, not its local 0
-    return load_checkpoint(machines[0] / "run" / "last.ckpt")
+    return outs

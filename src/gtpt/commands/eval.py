@@ -60,7 +60,9 @@ def run(args) -> int:
         if Path(args.checkpoint).suffix.lower() == ".onnx":
             model = load_onnx_for_eval(args.checkpoint, exp, device)
         else:
-            model = load_weights(args.checkpoint, expect=exp.model.name, keep_rates=exp.model.keep_rates).to(device)
+            # under torchrun, rank 0 reads the file for every rank (it need not be on each machine)
+            model = du.on_main(lambda: load_weights(args.checkpoint, expect=exp.model.name,
+                                                    keep_rates=exp.model.keep_rates)).to(device)
         dataset = build_val_dataset(exp, boxes=args.boxes, gt_boxes=True if args.gt_boxes else None)
         out = args.out or str(Path(args.checkpoint).with_suffix("")) + "_results.json"
         stats = evaluate(model, dataset, exp, device=device, flip=not args.no_flip, out_json=out,
