@@ -49,12 +49,15 @@ def test_folder_with_bad_files(tmp_path):
     assert cv2.imwrite(str(src / "b.png"), cv2.flip(img, 1))
     (src / "notes.txt").write_text("not a picture")
     (src / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(200))
+    (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))   # no moov atom
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "gtpt", "predict", str(src), "--out", str(out), "--no-flip"],
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert "notes.txt" in proc.stderr and "not an image or video" in proc.stderr
     assert "corrupt.jpg" in proc.stderr and "cannot decode" in proc.stderr
+    assert "broken.mp4: cannot open as a video" in proc.stderr
+    assert "moov atom" not in proc.stderr   # FFmpeg's own log lines stay out of the user's way
     assert "weights:" in proc.stdout
     if not DEMO_WEIGHTS.is_file():
         assert "UNTRAINED" in proc.stdout

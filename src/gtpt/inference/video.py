@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,10 @@ import numpy as np
 from .io import InputError, is_stream
 
 STREAM_BUFFER = 64   # frames a stream read with latest_only=False may run ahead of its consumer
+
+# FFmpeg logs its own lines ("moov atom not found") to stderr beside our message naming the file;
+# quiet unless the user asks for them (OpenCV reads this when its FFmpeg backend starts)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 class VideoReader:
