@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from gtpt.engine.distributed import ShardSampler
 from gtpt.engine.experiment import load_experiment
 from gtpt.engine.state import load_checkpoint
@@ -86,11 +85,18 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     c5 = load_checkpoint(acc / "last.ckpt")
     assert c5["global_step"] == 2 and max_diff(c1["model"], c5["model"]) < 1e-5
 
-    # the same 2 ranks as 2 nodes of 1 process: two torchrun launchers meeting at a master address,
-    # as `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines. Each "machine" has
-    # its own run folder (the same relative --output-dir from another working directory): only rank 0
-    # writes, and a resume reads rank 0's checkpoint on every rank.
-    # Each node accumulates 2 forwards of 1 (train.accum_steps, DDP's no_sync): 4 devices' worth.
+
+def test_two_nodes_train_resume_and_evaluate_without_a_shared_folder(tmp_path):
+    """2 nodes of 1 process: two torchrun launchers meeting at a master address, as
+    `torchrun --nnodes=2 --node-rank=N --master-addr=HOST` on two machines. Each "machine" has its
+    own run folder (the same relative --output-dir from another working directory): only rank 0
+    writes, and a resume or an evaluation reads rank 0's files for every rank. Each node accumulates
+    2 forwards of 1 (train.accum_steps, DDP's no_sync): 4 devices' worth, the same step as 1 x 4."""
+    d = dataset(tmp_path / "d", num_images=4, people=2, seed=11)
+    opts = data_opts(d) + ["train.epochs=1", "train.freeze_bn=true", "train.ckpt_interval=0"]
+    one = tmp_path / "one"
+    Trainer(load_experiment(TINY, opts + ["train.batch_size=4"], output_dir=str(one)), device="cpu").fit()
+    c1 = load_checkpoint(one / "last.ckpt")
     machines = [tmp_path / "machine0", tmp_path / "machine1"]
     train = ["train", TINY, "--output-dir", "run", "--device", "cpu"]
     accum = opts + ["train.batch_size=1", "train.accum_steps=2"]
