@@ -1,5 +1,5 @@
 """DDP: the sharded sampler, and real torchrun runs (gloo, CPU): 2 processes against one, and
-2 "nodes" (two torchrun launchers, as on two machines) against 2 processes on one."""
+2 "nodes" (two torchrun launchers, as on two machines, each with its own folder) against one."""
 import socket
 import subprocess
 import sys
