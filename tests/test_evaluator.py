@@ -148,6 +148,31 @@ def test_eval_scores_an_exported_graph_on_real_photos(tmp_path, capsys):
     assert rc == 1 and "yolo11_raw.onnx: not exported by `gtpt export`" in out
     rc, out = run(graphs["fp32"], "--compile")
     assert rc == 1 and "compile needs PyTorch weights" in out
+    rc, out = run(graphs["fp32"], "--precision", "bf16")
+    assert rc == 1 and "fp32.onnx: an .onnx graph runs in float32" in out
     with pytest.warns(UserWarning, match=r"exported with keep rates \[1.0, 0.7, 0.3, 0.1\]; those run"):
         rc, out = run(graphs["fp32"], opts=["model.keep_rates=[1,0.8,0.5,0.3]"])
     assert rc == 0 and json.loads((tmp_path / "other.json").read_text()) == results["fp32"]
+
+
+def test_eval_precision_bf16(tmp_path, capsys):
+    """`gtpt eval --precision bf16` runs the network in bfloat16 autocast: on real photos the joints
+    move by a few SimCC bins at most and the AP stays; eval.amp typos and bf16 with an .onnx graph are refused."""
+    from gtpt.assets import DEMO_WEIGHTS
+    from gtpt.cli import main
+    sample = REPO_ROOT / "tests" / "data" / "mini_sample"
+    val = (sample / "person_keypoints.json", sample / "images")
+    kp, printed = {}, {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        assert main(["eval", TINY, "--checkpoint", str(DEMO_WEIGHTS), "--gt-boxes", "--precision", precision,
+                     "--out", str(out), "--opt", *data_opts(val, val)]) == 0
+        printed[precision] = capsys.readouterr().out
+        kp[precision] = np.array([r["keypoints"] for r in json.loads(out.read_text())]).reshape(-1, 17, 3)
+    moved = np.linalg.norm(kp["bf16"][..., :2] - kp["fp32"][..., :2], axis=-1)
+    assert 0 < moved.max() and np.median(moved) < 2.0, moved   # bf16 really ran, and stays close
+    ap = {p: float(t.splitlines()[-2].split()[0]) for p, t in printed.items()}
+    assert abs(ap["bf16"] - ap["fp32"]) < 3, ap
+    assert main(["eval", TINY, "--checkpoint", str(DEMO_WEIGHTS), "--opt", *data_opts(val, val),
+                 "eval.amp=bf61"]) == 1
+    assert "eval.amp must be none, bf16 or fp16, got 'bf61'" in capsys.readouterr().out

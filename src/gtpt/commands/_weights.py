@@ -40,9 +40,9 @@ def add_keep_rates_argument(p) -> None:
                    help="pruning keep rate per 3 blocks (default: the model's, e.g. 1.0 0.7 0.3 0.1)")
 
 
-def add_precision_argument(p, runs: str = "torch backend") -> None:
+def add_precision_argument(p, runs: str = "torch backend", default: Optional[str] = "fp32") -> None:
     from ..inference.backends import PRECISIONS
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default=default,
                    help=f"bf16: bfloat16 autocast, {runs} (faster on CPUs with AVX512-BF16 or AMX and on "
                         "recent GPUs)")
 

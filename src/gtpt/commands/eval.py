@@ -4,6 +4,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from ._weights import add_precision_argument
+
 EPILOG = """examples:
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint runs/t_coco/best.safetensors
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint pose_gtpt_t_human.pth --gt-boxes
@@ -32,6 +34,7 @@ def add_arguments(p):
     p.add_argument("--out", default=None, metavar="JSON",
                    help="where to write the COCO results json (default: next to the checkpoint)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    add_precision_argument(p, runs="PyTorch weights; default: the config's eval.amp", default=None)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile a deployment copy (CUDA graphs on a GPU); each batch size compiles "
                         "first, so it pays off on full validation sets")
@@ -56,8 +59,13 @@ def run(args) -> int:
     from ..weights import load_weights
     try:
         exp = load_experiment(args.config, args.opt)
+        if args.precision is not None:
+            exp.eval.amp = {"fp32": "none", "bf16": "bf16"}[args.precision]
         device = du.init_distributed(args.device)
         if Path(args.checkpoint).suffix.lower() == ".onnx":
+            if exp.eval.amp != "none":
+                raise ValueError(f"{args.checkpoint}: an .onnx graph runs in float32; --precision / eval.amp "
+                                 "apply to PyTorch weights")
             model = load_onnx_for_eval(args.checkpoint, exp, device)
         else:
             # under torchrun, rank 0 reads the file for every rank (it need not be on each machine)

@@ -108,7 +108,13 @@ class EvalConfig:
     oks_nms: float = 0.9
     batch_size: int = 64
     interval: int = 10                    # validate every N epochs (and after the last)
-    amp: str = "none"
+    amp: str = "none"                     # none | bf16 | fp16 autocast (`gtpt eval --precision`)
+
+    def __post_init__(self):
+        if self.amp not in ("none", "bf16", "fp16"):
+            raise ConfigError(f"eval.amp must be none, bf16 or fp16, got {self.amp!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
