@@ -1,5 +1,6 @@
 """DDP: the sharded sampler, and real torchrun runs (gloo, CPU): 2 processes against one, and
 2 "nodes" (two torchrun launchers, as on two machines, each with its own folder) against one."""
+import json
 import socket
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from gtpt.engine.distributed import ShardSampler
 from gtpt.engine.experiment import load_experiment
 from gtpt.engine.state import load_checkpoint
 from gtpt.engine.trainer import Trainer
+from gtpt.export import export_onnx
+from gtpt.models.checkpoint import load_model
 from tests.engine_helpers import TINY, data_opts, dataset, env, load_safetensors, max_diff, run
 
 
@@ -109,9 +112,13 @@ def test_two_nodes_train_resume_and_evaluate_without_a_shared_folder(tmp_path):
     c4 = load_checkpoint(machines[0] / "run" / "last.ckpt")
     assert (c4["epoch"], c4["global_step"]) == (2, 4) and not (machines[1] / "run").exists()
     # `gtpt eval` on both nodes of weights that only the first has: rank 0 reads them for everyone
-    outs = _two_nodes(machines, "eval", TINY, "--checkpoint", "run/model.safetensors", "--gt-boxes",
-                      "--device", "cpu", "--out", "results.json", "--opt", *data_opts(d, d))
-    assert "AP" in outs[0] and (machines[0] / "results.json").is_file() and not (machines[1] / "results.json").exists()
+    for weights in ("run/model.safetensors", "run/model.onnx"):   # PyTorch weights, an exported graph
+        if weights.endswith(".onnx"):
+            export_onnx(load_model(machines[0] / "run" / "model.safetensors"), machines[0] / weights, verbose=False)
+        outs = _two_nodes(machines, "eval", TINY, "--checkpoint", weights, "--gt-boxes", "--device", "cpu",
+                          "--out", "results.json", "--opt", *data_opts(d, d))
+        assert "AP" in outs[0] and not (machines[1] / "results.json").exists(), outs
+        assert len(json.loads((machines[0] / "results.json").read_text())) == 8   # both ranks' people
 
 
 def _two_nodes(machines, *args) -> list[str]:

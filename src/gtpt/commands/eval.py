@@ -41,14 +41,16 @@ def add_arguments(p):
 
 
 def load_onnx_for_eval(path, exp, device):
-    """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in."""
+    """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in.
+    Under torchrun, rank 0 reads the file for every rank (it need not be on each machine)."""
+    from ..engine import distributed as du
     from ..export import exported_config
     from ..inference.backends import OnnxRunner
-    cfg = exported_config(path, expect=exp.model.name)
-    if tuple(cfg.keep_rates) != tuple(exp.model.keep_rates):
+    cfg, graph = du.on_main(lambda: (exported_config(path, expect=exp.model.name), Path(path).read_bytes()))
+    if tuple(cfg.keep_rates) != tuple(exp.model.keep_rates) and du.is_main():
         warnings.warn(f"{path}: the graph was exported with keep rates {list(cfg.keep_rates)}; those run, "
                       f"not model.keep_rates {list(exp.model.keep_rates)}", UserWarning, stacklevel=2)
-    return OnnxRunner(path, device.type)
+    return OnnxRunner(path, device.type, graph=graph)
 
 
 def run(args) -> int:

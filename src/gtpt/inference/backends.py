@@ -140,10 +140,11 @@ class TorchRunner:
 class OnnxRunner:
     """onnxruntime session over a graph written by `gtpt.export.export_onnx`."""
 
-    def __init__(self, path, device: str = "cpu", threads: Optional[int] = None):
+    def __init__(self, path, device: str = "cpu", threads: Optional[int] = None, graph: Optional[bytes] = None):
+        """graph: the file's bytes, when they were read elsewhere (e.g. by rank 0 for every rank)."""
         from ..export import INPUT_NAME, OUTPUT_NAMES, _session
         self.path = Path(path)
-        self.session = _session(str(self.path), device, threads)
+        self.session = _session(graph if graph is not None else str(self.path), device, threads)
         self.input_name = INPUT_NAME
         self.output_names = list(OUTPUT_NAMES)
         shape = self.session.get_inputs()[0].shape
