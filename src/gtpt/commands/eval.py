@@ -41,11 +41,14 @@ def add_arguments(p):
 
 
 def load_onnx_for_eval(path, exp, device):
-    """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in.
-    Under torchrun, rank 0 reads the file for every rank (it need not be on each machine)."""
+    """An `OnnxRunner` over a `gtpt export` graph of the config's preset; its keep rates are baked in
+    and it runs in float32. Under torchrun, rank 0 reads the file for every rank (it need not be on
+    each machine)."""
     from ..engine import distributed as du
     from ..export import exported_config
     from ..inference.backends import OnnxRunner
+    if exp.eval.amp != "none":
+        raise ValueError(f"{path}: an .onnx graph runs in float32; --precision / eval.amp apply to PyTorch weights")
     cfg, graph = du.on_main(lambda: (exported_config(path, expect=exp.model.name), Path(path).read_bytes()))
     if tuple(cfg.keep_rates) != tuple(exp.model.keep_rates) and du.is_main():
         warnings.warn(f"{path}: the graph was exported with keep rates {list(cfg.keep_rates)}; those run, "
@@ -65,12 +68,8 @@ def run(args) -> int:
             exp.eval.amp = {"fp32": "none", "bf16": "bf16"}[args.precision]
         device = du.init_distributed(args.device)
         if Path(args.checkpoint).suffix.lower() == ".onnx":
-            if exp.eval.amp != "none":
-                raise ValueError(f"{args.checkpoint}: an .onnx graph runs in float32; --precision / eval.amp "
-                                 "apply to PyTorch weights")
             model = load_onnx_for_eval(args.checkpoint, exp, device)
-        else:
-            # under torchrun, rank 0 reads the file for every rank (it need not be on each machine)
+        else:   # rank 0 reads the file for every rank, as for a graph
             model = du.on_main(lambda: load_weights(args.checkpoint, expect=exp.model.name,
                                                     keep_rates=exp.model.keep_rates)).to(device)
         dataset = build_val_dataset(exp, boxes=args.boxes, gt_boxes=True if args.gt_boxes else None)

@@ -206,11 +206,13 @@ def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping
         obj = path_or_state_dict
     sd = unwrap_state_dict(obj)
     prefix = "ema_features." if use_ema else "features."
-    if name is None:
+    found = None   # the preset its shapes say, "gtpt-t-body (dim 128)": picks `name`, or checks it
+    if name is None or prefix + "human_token" in sd:
         try:
             found = guess_official_config(sd, prefix)
         except CheckpointError as e:
             raise CheckpointError(f"{source}: {e}") from None
+    if name is None:
         name = found.split(" ")[0]
         if name not in PRESETS:
             raise CheckpointError(f"{source}: cannot tell which preset it holds ({found}); name it")
@@ -218,10 +220,8 @@ def load_official_checkpoint(path_or_state_dict: Union[str, os.PathLike, Mapping
     if keep_rates is not None:
         cfg = cfg.with_keep_rates(keep_rates)
     model = GTPT(cfg)
-    if prefix + "human_token" in sd:
-        found = guess_official_config(sd, prefix)
-        if not found.startswith(name + " ") or f"(dim {cfg.dim})" not in found:
-            raise CheckpointError(f"{source} holds a {found} checkpoint, not '{name}' (dim {cfg.dim})")
+    if found is not None and (not found.startswith(name + " ") or f"(dim {cfg.dim})" not in found):
+        raise CheckpointError(f"{source} holds a {found} checkpoint, not '{name}' (dim {cfg.dim})")
     table = sd.get(prefix + "pos_embedding")
     if table is not None and (table.shape != model.pos_embed.shape
                               or not torch.allclose(table.float(), model.pos_embed, atol=1e-5)):
