@@ -15,6 +15,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "official"
+MINI_SAMPLE = REPO_ROOT / "tests" / "data" / "mini_sample"   # 6 real frames of gtpt-mini, labelled (14 people)
+TINY_YOLO = REPO_ROOT / "tests" / "data" / "detector" / "yolo11_raw.onnx"   # an ultralytics export, random weights
 
 
 def shared_dir() -> Path:

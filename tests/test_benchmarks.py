@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.torch_version import TorchVersion
 
-from tests.helpers import needs_flex
+from tests.helpers import MINI_SAMPLE, TINY_YOLO, needs_flex
 
 
 
@@ -162,7 +162,7 @@ def test_smoothing_benchmark_generated_part(capsys):
 
 def test_onnx_accuracy_benchmark_scores_three_runtimes(capsys):
     """Demo weights on tests/data/mini_sample: PyTorch and the float32 graph score the same AP."""
-    sample = Path(__file__).resolve().parent / "data" / "mini_sample"
+    sample = MINI_SAMPLE
     accuracy = _load("onnx_accuracy")
     assert accuracy.main(["--ann", str(sample / "person_keypoints.json"), "--images", str(sample / "images")]) == 0
     rows = {line[:18].strip(): line[18:].split() for line in capsys.readouterr().out.splitlines()[2:5]}
@@ -176,7 +176,7 @@ def test_onnx_accuracy_benchmark_scores_three_runtimes(capsys):
 
 def test_keypoint_boxes_table(capsys):
     """benchmarks/keypoint_boxes.py on the 14 people of tests/data/mini_sample (demo weights)."""
-    sample = Path(__file__).resolve().parent / "data" / "mini_sample"
+    sample = MINI_SAMPLE
     assert _load("keypoint_boxes").main(["--ann", str(sample / "person_keypoints.json"), "--images",
                                          str(sample / "images"), "--steps", "2", "--margins", "1.3", "1.5",
                                          "--intervals", "1", "3"]) == 0
@@ -193,7 +193,7 @@ def test_keypoint_boxes_table(capsys):
 
 def test_detector_cost_table(capsys):
     """benchmarks/detector_cost.py with the tiny test detector (tests/data/detector)."""
-    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    yolo = TINY_YOLO
     assert _load("detector_cost").main(["--detector", str(yolo), "--repeats", "1", "--people", "2",
                                         "--intervals", "1", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()

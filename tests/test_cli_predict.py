@@ -20,9 +20,10 @@ from gtpt.commands._weights import DEMO_WEIGHTS
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
 from tests._inference_utils import count_frames, interrupt_gtpt, person_image, write_clip, write_jpg
+from tests.helpers import TINY_YOLO
 
 MY_VERBS = ("predict", "export", "bench", "demo")
-YOLO = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"   # tiny, random weights
+YOLO = TINY_YOLO
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from gtpt.commands._weights import DEMO_WEIGHTS, choose_weights
 from gtpt.inference.draw import DRAW_KPT_THR
 from gtpt.models.checkpoint import read_model_metadata
 from tests.engine_helpers import env
-from tests.helpers import REPO_ROOT
+from tests.helpers import MINI_SAMPLE as SAMPLE
 
-SAMPLE = REPO_ROOT / "tests" / "data" / "mini_sample"
 HELD_OUT = ("p2s_single_cam04_0040.jpg", "p2s_multi_cam04_0010.jpg")   # the val videos (cam04)
 MIN_OKS = 0.75   # measured 0.91 (0.88, 0.95) with the shipped file; an untrained model 0.09
 

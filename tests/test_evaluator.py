@@ -15,7 +15,7 @@ from gtpt.keypoints import get_keypoint_spec
 from gtpt.models import build_model
 from gtpt.models.checkpoint import save_model
 from tests.engine_helpers import TINY, data_opts, dataset
-from tests.helpers import REPO_ROOT
+from tests.helpers import MINI_SAMPLE, TINY_YOLO
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +112,7 @@ def test_eval_scores_an_exported_graph_on_real_photos(tmp_path, capsys):
     from gtpt.cli import main
     from gtpt.export import export_onnx
     from gtpt.models.checkpoint import load_model
-    sample = REPO_ROOT / "tests" / "data" / "mini_sample"
-    val = (sample / "person_keypoints.json", sample / "images")
+    val = (MINI_SAMPLE / "person_keypoints.json", MINI_SAMPLE / "images")
     model = load_model(DEMO_WEIGHTS)
     graphs = {"fp32": export_onnx(model, tmp_path / "fp32.onnx").path,
               "batch1": export_onnx(model, tmp_path / "batch1.onnx", dynamic_batch=False).path,
@@ -144,7 +143,7 @@ def test_eval_scores_an_exported_graph_on_real_photos(tmp_path, capsys):
 
     rc, out = run(graphs["fp32"], opts=["model.name=gtpt-s-body"])
     assert rc == 1 and "fp32.onnx holds an exported 'gtpt-t-body', not 'gtpt-s-body'" in out
-    rc, out = run(REPO_ROOT / "tests" / "data" / "detector" / "yolo11_raw.onnx")
+    rc, out = run(TINY_YOLO)
     assert rc == 1 and "yolo11_raw.onnx: not exported by `gtpt export`" in out
     rc, out = run(graphs["fp32"], "--compile")
     assert rc == 1 and "compile needs PyTorch weights" in out
@@ -160,8 +159,7 @@ def test_eval_precision_bf16(tmp_path, capsys):
     move by a few SimCC bins at most and the AP stays; eval.amp typos and bf16 with an .onnx graph are refused."""
     from gtpt.assets import DEMO_WEIGHTS
     from gtpt.cli import main
-    sample = REPO_ROOT / "tests" / "data" / "mini_sample"
-    val = (sample / "person_keypoints.json", sample / "images")
+    val = (MINI_SAMPLE / "person_keypoints.json", MINI_SAMPLE / "images")
     kp, printed = {}, {}
     for precision in ("fp32", "bf16"):
         out = tmp_path / f"{precision}.json"

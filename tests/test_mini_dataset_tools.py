@@ -6,9 +6,8 @@ import json
 import cv2
 import numpy as np
 
+from tests.helpers import MINI_SAMPLE as SAMPLE
 from tests.helpers import REPO_ROOT
-
-SAMPLE = REPO_ROOT / "tests" / "data" / "mini_sample"
 
 
 def _tool(name):

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from tests._inference_utils import person_image, visible_model, write_clip, write_jpg
+from tests.helpers import TINY_YOLO
 from gtpt.codec import SimCCCodec
 from gtpt.inference.crops import box_to_crop, make_input
 from gtpt.inference.io import InputError
@@ -171,7 +172,6 @@ def test_unusable_devices_are_named(tmp_path, photo):
 def test_det_interval_follows_people_by_their_joints(tmp_path):
     """det_interval=3: the detector runs on frames 0, 3, 6; in between, each person's box is the one
     around their joints in the frame before."""
-    from pathlib import Path
 
     from gtpt.assets import DEMO_TWO_PEOPLE, DEMO_WEIGHTS
     from gtpt.inference.detector import PersonDetector
@@ -184,7 +184,7 @@ def test_det_interval_follows_people_by_their_joints(tmp_path):
             self.runs += 1
             return super().__call__(image)
 
-    yolo = Path(__file__).resolve().parent / "data" / "detector" / "yolo11_raw.onnx"
+    yolo = TINY_YOLO
     img = cv2.imread(str(DEMO_TWO_PEOPLE))
     clip = write_clip(tmp_path / "clip.mp4", cv2.resize(img, (320, img.shape[0] * 320 // img.shape[1])),
                       frames=7, shift=6, fps=10.0)

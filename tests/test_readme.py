@@ -10,7 +10,7 @@ import torch
 from gtpt.assets import DEMO_IMAGE, DEMO_TWO_PEOPLE
 from tests._inference_utils import write_clip
 from tests.conftest import load_official_fixture
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, TINY_YOLO
 
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
@@ -20,7 +20,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     torch.save({"state_dict": load_official_fixture("gtpt-t-body")["state_dict"]}, "gtpt_t_coco.pth")
     shutil.copy(DEMO_IMAGE, "photo.jpg")
     shutil.copy(DEMO_TWO_PEOPLE, "group_photo.jpg")
-    shutil.copy(REPO_ROOT / "tests" / "data" / "detector" / "yolo11_raw.onnx", "yolo11n.onnx")   # tiny, random weights
+    shutil.copy(TINY_YOLO, "yolo11n.onnx")   # tiny, random weights
     write_clip(tmp_path / "clip.mp4", cv2.imread(str(DEMO_TWO_PEOPLE)), frames=3, shift=8, fps=10.0)
 
     exec(compile(blocks[0], "README.md (python example)", "exec"), {"__name__": "readme"})
