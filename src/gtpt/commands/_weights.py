@@ -44,7 +44,7 @@ def add_precision_argument(p, runs: str = "torch backend", default: Optional[str
     from ..inference.backends import PRECISIONS
     p.add_argument("--precision", choices=PRECISIONS, default=default,
                    help=f"bf16: bfloat16 autocast, {runs} (faster on CPUs with AVX512-BF16 or AMX and on "
-                        "recent GPUs)")
+                        "recent GPUs; compiled on a GPU: bfloat16 weights)")
 
 
 def choose_weights(weights: Optional[str], model: Optional[str],

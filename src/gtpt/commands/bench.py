@@ -64,7 +64,7 @@ def _torch_fn(model, keep_rates, device: str, bf16: bool, compiled: bool):
     import torch
 
     from ..inference.backends import default_micro_batch, deployment_forward, in_micro_batches
-    _, call = deployment_forward(model, device, keep_rates, compiled=compiled)
+    _, call = deployment_forward(model, device, keep_rates, compiled, "bf16" if bf16 else "fp32")
     micro_batch = default_micro_batch(device)
 
     def run(x):
@@ -128,7 +128,9 @@ def run(args) -> int:
         return 2
 
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
-    amp = ", bf16 autocast" if args.precision == "bf16" else ""
+    amp = ""
+    if args.precision == "bf16":   # see deployment_forward
+        amp = ", bf16 (autocast; compiled on CUDA: bf16 weights)" if args.device.startswith("cuda") else ", bf16 autocast"
     print(f"{model.cfg.name}, keep rates {list(keep_rates)}, {dev}{amp}; "
           f"median of {args.repeats} after {args.warmup} warm-up")
     print(f"{'path':<12}{'batch':>6}{'ms/batch':>11}{'images/s':>10}")

@@ -156,7 +156,8 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     onnx = isinstance(model, OnnxRunner)
     if compile and onnx:
         raise ValueError(f"{model.path}: compile needs PyTorch weights (onnxruntime optimises the graph itself)")
-    forward = deployment_forward(model, device, compiled=True)[1] if compile else None
+    precision = "bf16" if ev.amp == "bf16" else "fp32"   # fp16: the caller's autocast, float32 weights
+    forward = deployment_forward(model, device, compiled=True, precision=precision)[1] if compile else None
     t0 = time.perf_counter()
     people, skipped = predict(model, loader, dataset.codec, spec.flip_index(), flip=flip,
                               shift=ev.shift, device=device, amp=ev.amp,

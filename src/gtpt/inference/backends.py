@@ -53,29 +53,46 @@ def padded_to_power_of_two(fn):
     return run
 
 
-def deployment_forward(model, device="cpu", keep_rates: Optional[Sequence[float]] = None, compiled: bool = False):
+def deployment_forward(model, device="cpu", keep_rates: Optional[Sequence[float]] = None, compiled: bool = False,
+                       precision: str = "fp32"):
     """(copy, forward): a BatchNorm-folded, channels-last copy of `model` on `device`, and its forward
-    x [B,3,H,W] -> (logits_x, logits_y) with the keep rates bound (default: the model's).
+    x [B,3,H,W] float32 -> (logits_x, logits_y) with the keep rates bound (default: the model's).
 
-    compiled: torch.compile'd over power-of-two batches (`padded_to_power_of_two`); on CUDA also with
-    CUDA graphs, the space-to-depth first convolution and the 257 attention query rows as 1 + 256
-    (`sdpa-split`): on an H200, compiled with CUDA graphs under bf16 autocast ran 2.3x faster than
-    eager (33,796 against 14,435 images/s at batch 1024, README). The first call at each batch size
-    compiles (about 40 s for GTPT-T on a 2-core CPU).
+    compiled: torch.compile'd over power-of-two batches (`padded_to_power_of_two`); on CUDA in the
+    form measured fastest on an H200 (README, `benchmarks/results/h200_*.md`): CUDA graphs, the
+    space-to-depth first convolution, the 257 attention query rows as 1 + 256 (`sdpa-split`), 1x1
+    convolutions as matrix products, and with precision "bf16" bfloat16 weights instead of autocast
+    (5 % faster at batch 1024, logits as close to fp32). The caller's autocast then does not reach
+    the copy. The first call at each batch size compiles (about 40 s for GTPT-T on a 2-core CPU).
+    Otherwise precision is the caller's autocast: the copy stays float32.
     """
     from ..models.attention import set_attention_kernel
     from ..models.fusion import deployment_copy
-    cuda = torch.device(device).type == "cuda"
+    check_precision(precision)
+    device = torch.device(device)
+    cuda_compiled = device.type == "cuda" and compiled
     rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
-    copy = deployment_copy(model, device, channels_last=True, space_to_depth=cuda and compiled)
-    if cuda and compiled:
+    copy = deployment_copy(model, device, channels_last=True, space_to_depth=cuda_compiled)
+    dtype = torch.bfloat16 if cuda_compiled and precision == "bf16" else torch.float32
+    if cuda_compiled:
         set_attention_kernel(copy, "sdpa-split")
+        copy = copy.to(dtype)
 
     def forward(x):
-        return copy(x, keep_rates=rates)
+        return copy(x.to(dtype), keep_rates=rates)
     if compiled:
-        forward = padded_to_power_of_two(torch.compile(forward, dynamic=False, mode="reduce-overhead" if cuda else None))
-    return copy, forward
+        options = None
+        if cuda_compiled:
+            from torch._inductor import list_mode_options
+            options = {**list_mode_options("reduce-overhead"), "conv_1x1_as_mm": True}
+        forward = padded_to_power_of_two(torch.compile(forward, dynamic=False, options=options))
+    if dtype == torch.float32:
+        return copy, forward
+
+    def bf16_forward(x):
+        with torch.autocast(device.type, enabled=False):   # the weights are bf16 already
+            return forward(x)
+    return copy, bf16_forward
 
 
 def _cat_batches(values: list):
@@ -107,7 +124,7 @@ class TorchRunner:
         self.micro_batch = micro_batch or default_micro_batch(self.device)
         self.keep_rates = tuple(keep_rates) if keep_rates is not None else tuple(model.keep_rates)
         # a private copy: folding BatchNorm must not change the caller's (maybe trainable) model
-        self.model, self._run = deployment_forward(model, self.device, self.keep_rates, compiled=compile)
+        self.model, self._run = deployment_forward(model, self.device, self.keep_rates, compile, self.precision)
 
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray, trace: Optional[dict] = None):
@@ -118,6 +135,7 @@ class TorchRunner:
             if trace is None:
                 return self._run(part)
             traces.append({})
+            part = part.to(next(self.model.parameters()).dtype)   # bf16 weights when compiled on CUDA
             return self.model(part, keep_rates=self.keep_rates, trace=traces[-1])
 
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
