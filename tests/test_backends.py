@@ -64,3 +64,15 @@ def test_runner_copy_is_channels_last_and_folded(model):
 def test_bad_micro_batch_is_refused(model, bad):
     with pytest.raises(ValueError, match="micro_batch"):
         TorchRunner(model, micro_batch=bad)
+
+
+def test_cpu_bf16_runs_autocast_over_float32_weights(model):
+    """bfloat16 weights are for the compiled CUDA path only (`deployment_forward`); on a CPU the copy
+    stays float32 and bf16 comes from the runner's autocast: the logits move, the weights do not."""
+    batch = np.random.default_rng(1).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    fp32, bf16 = TorchRunner(model), TorchRunner(model, precision="bf16")
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+    (ax, ay), (bx, by) = fp32(batch), bf16(batch)
+    assert bx.dtype == torch.float32 and 0 < (ax - bx).abs().max() < 0.2 and (ay - by).abs().max() < 0.2
+    with pytest.raises(ValueError, match="precision"):
+        TorchRunner(model, precision="fp16")
