@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -41,6 +42,9 @@ def test_train_then_evaluate_body_with_unreadable_images(tmp_path):
     for name in ("config.yaml", "last.ckpt", "best.safetensors", "model.safetensors", "curves.png",
                  "val_results.json"):
         assert (out / name).is_file(), name
+    # the first batch as the network saw it (test_browse.py checks what the tiles show)
+    first = cv2.imread(str(out / "train_batch0.jpg"))
+    assert first is not None and first.shape[0] == 256 and first.shape[1] in (192, 384) and first.std() > 10
     meta = read_model_metadata(out / "best.safetensors")
     assert json.loads(meta["epoch"]) == 1 and json.loads(meta["AP"]) == pytest.approx(ap)
     # the final model is the EMA copy stored in last.ckpt, and it differs from the live weights

@@ -13,6 +13,7 @@ VERBS = {
     "predict": "pose on images, folders, globs or videos; writes COCO json and pictures",
     "train": "train a model from a YAML config (one device, or many via torchrun)",
     "eval": "evaluate a checkpoint on a COCO-format validation set (flip test, OKS-NMS, COCO AP)",
+    "browse": "draw training (augmented) or validation crops with their target joints: check the data by eye",
     "export": "export a model to ONNX (pruning included)",
     "convert": "official checkpoints or a training run's last.ckpt -> this package's safetensors (optionally float16)",
     "profile": "count parameters and GMACs for one 256x192 image, the way the paper counts",

@@ -7,13 +7,15 @@ and resumed from last.ckpt therefore ends with the same weights as an uninterrup
 
 Files in output_dir: config.yaml (resolved config), last.ckpt (resume state, atomic),
 best.safetensors (EMA weights with the best validation AP), model.safetensors (final EMA),
-metrics.csv, curves.png, tensorboard/ (if importable).
+metrics.csv, curves.png, tensorboard/ (if importable), train_batch0.jpg (the run's first batch as
+the network sees it: augmented crops with their targets' joints, `draw_training_batch`).
 """
 from __future__ import annotations
 
 import contextlib
 import random
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
@@ -328,6 +330,8 @@ class Trainer:
         for i, batch in enumerate(self.loader):
             last = (i + 1) % t.accum_steps == 0   # the step's last forward: all-reduce, then the optimiser
             self.epoch_acc["skipped"] += len(batch["skipped"])
+            if self.global_step == 0 and batch["size"] > 0 and self.logger is not None:
+                self._write_sample_picture(batch)   # the run's first readable batch, once
             if batch["size"] > 0:
                 self._forward_backward(batch, rates, sync=last)
                 self.epoch_acc["samples"] += batch["size"] * self.world
@@ -358,6 +362,18 @@ class Trainer:
         self.epoch_acc["time"] += time.perf_counter() - t0
         if bar is not None:
             bar.close()
+
+    def _write_sample_picture(self, batch) -> None:
+        """train_batch0.jpg: check the data pipeline by eye before the run gets far (as ultralytics'
+        train_batch*.jpg); a picture that cannot be written only warns."""
+        import cv2
+
+        from ..inference.draw import draw_training_batch
+        path = self.out / "train_batch0.jpg"
+        if path.exists():
+            return
+        if not cv2.imwrite(str(path), draw_training_batch(batch, self.train_set.codec)):
+            warnings.warn(f"{path}: could not be written", stacklevel=2)
 
     def _log_progress(self, bar) -> None:
         a = self.epoch_acc
