@@ -99,3 +99,22 @@ def test_numbers_written_without_a_dot_are_numbers(tmp_path):
         load_experiment(p, ["train.epochs=2.5"])
     with pytest.raises(ConfigError, match="'train.batch_size' must be a number"):
         load_experiment(p, ["train.batch_size=true"])
+
+
+def test_train_print_config_shows_every_setting_and_loads_back(tmp_path, capsys):
+    """`gtpt train CONFIG --print-config`: the resolved config (defaults and --opt included) as YAML,
+    which loads back as the same experiment; nothing is read or written; a typo is named."""
+    from gtpt.cli import main
+    config = REPO_ROOT / "configs" / "gtpt_s_wholebody.yaml"
+    out_dir = tmp_path / "run"
+    opts = ["train.accum_steps=4", "data.aug.flip_prob=0.25"]
+    assert main(["train", str(config), "--print-config", "--output-dir", str(out_dir), "--opt", *opts]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = load_experiment(config, opts, output_dir=str(out_dir)).to_dict()
+    assert printed == expected and not out_dir.exists()
+    assert printed["train"]["accum_steps"] == 4 and printed["data"]["aug"]["flip_prob"] == 0.25
+    assert printed["train"]["ema_warmup"] is False and printed["model"]["name"] == "gtpt-s-wholebody"   # defaults
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))
+    assert load_experiment(tmp_path / "printed.yaml").to_dict() == expected
+    assert main(["train", str(config), "--print-config", "--opt", "train.accum_step=4"]) == 1
+    assert "unknown key 'train.accum_step'" in capsys.readouterr().out

@@ -11,7 +11,9 @@ EPILOG = """examples:
   torchrun --nproc-per-node=4 -m gtpt train configs/gtpt_t_coco.yaml --opt train.amp=bf16
 
 output_dir holds config.yaml, last.ckpt (resume state), best.safetensors (EMA weights with the
-best validation AP), model.safetensors (final EMA weights), metrics.csv and curves.png."""
+best validation AP), model.safetensors (final EMA weights), metrics.csv, curves.png and
+train_batch0.jpg (the first batch as the network sees it; `gtpt browse` draws more).
+--print-config shows every setting, defaults included, as the run would use it (after --opt)."""
 
 
 def add_arguments(p):
@@ -26,6 +28,8 @@ def add_arguments(p):
     p.add_argument("--output-dir", default=None, help="where checkpoints and logs go (overrides output_dir)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="default: cuda when available (each torchrun process takes cuda:LOCAL_RANK)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as YAML (every key, defaults included) and exit")
 
 
 def run(args) -> int:
@@ -35,6 +39,10 @@ def run(args) -> int:
     main = True
     try:
         exp = load_experiment(args.config, args.opt, output_dir=args.output_dir)
+        if args.print_config:   # what config.yaml in the run folder would hold; nothing is read or written
+            import yaml
+            print(yaml.safe_dump(exp.to_dict(), sort_keys=False), end="")
+            return 0
         trainer = Trainer(exp, device=args.device, resume=args.resume)
         main = du.is_main()
         summary = trainer.fit()
