@@ -99,3 +99,28 @@ def test_cuda_compiled_predictor_gives_the_eager_joints():
         out, ref = compiled.predict(image, boxes[:n]), eager.predict(image, boxes[:n])
         diff = np.abs(np.stack([o.keypoints[:, :2] for o in out]) - np.stack([r.keypoints[:, :2] for r in ref]))
         assert len(out) == n and np.median(diff) <= 2.0, (n, np.median(diff))   # px: bf16 rounding
+    # the pruning trace runs the compiled path's copy (bf16 weights) eagerly: nearly the same patches
+    trace, ref = compiled.kept_patches(image, boxes[0]), eager.kept_patches(image, boxes[0])
+    steps = [k for k in ref if k.startswith("after_block")]
+    assert trace.keys() == ref.keys() and steps
+    assert np.mean([np.isin(trace[k], ref[k]).mean() for k in steps]) > 0.9
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_sweep.sh runs it)")
+def test_cuda_compiled_bf16_eval_gives_the_eager_results(tmp_path, capsys):
+    """`gtpt eval --compile --precision bf16` on a GPU (bf16 weights, CUDA graphs) against eager bf16
+    autocast, on the real photos of mini_sample with the demo weights: joints within bf16 rounding."""
+    from gtpt.assets import DEMO_WEIGHTS
+    from tests.helpers import MINI_SAMPLE
+    val = (MINI_SAMPLE / "person_keypoints.json", MINI_SAMPLE / "images")
+    joints, ap = [], []
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"r{len(extra)}.json"
+        assert main(["eval", TINY, "--checkpoint", str(DEMO_WEIGHTS), "--gt-boxes", "--device", "cuda",
+                     "--precision", "bf16", "--out", str(out), "--opt", *data_opts(val, val), *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        ap.append(float(lines[[i for i, line in enumerate(lines) if line.split()[:1] == ["AP"]][0] + 1].split()[0]))
+        joints.append(np.array([r["keypoints"] for r in json.loads(out.read_text())]).reshape(-1, 17, 3))
+    shift = np.linalg.norm(joints[1][..., :2] - joints[0][..., :2], axis=-1)
+    assert len(joints[1]) == len(joints[0]) == 14 and np.median(shift) < 2.0 and abs(ap[1] - ap[0]) < 3, (
+        np.median(shift), ap)
