@@ -386,3 +386,20 @@ def test_detector_option_errors(tmp_path, gtpt):
         gtpt("predict", tmp_path / "a.jpg", "--detector", tmp_path / "missing.onnx", "--boxes",
              tmp_path / "boxes.json")
     assert e.value.code == 2
+
+
+def test_photos_are_read_upright_training_images_as_stored(tmp_path):
+    """A phone photo's EXIF orientation: `predict` reads it upright, as viewers show it (joints come
+    back in that frame); the training reader keeps the stored pixels, which COCO boxes refer to."""
+    from PIL import Image
+
+    from gtpt.data.dataset import read_image_bgr
+    from gtpt.inference.io import read_image
+    stored = person_image()
+    exif = Image.Exif()
+    exif[0x0112] = 6   # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(np.ascontiguousarray(stored[..., ::-1])).save(path, exif=exif.tobytes(), quality=95)
+    raw, shown = read_image_bgr(str(path)), read_image(path)
+    assert raw.shape == stored.shape and np.abs(raw.astype(int) - stored).mean() < 3   # JPEG
+    assert np.array_equal(shown, cv2.rotate(raw, cv2.ROTATE_90_CLOCKWISE))
