@@ -174,3 +174,37 @@ def test_eval_precision_bf16(tmp_path, capsys):
     assert main(["eval", TINY, "--checkpoint", str(DEMO_WEIGHTS), "--opt", *data_opts(val, val),
                  "eval.amp=bf61"]) == 1
     assert "eval.amp must be none, bf16 or fp16, got 'bf61'" in capsys.readouterr().out
+
+
+def test_eval_without_ground_truth_writes_the_results_for_submission(tmp_path, capsys):
+    """An image-info json (COCO test-dev's kind: images, no annotations) as data.val_ann: `gtpt eval`
+    writes the results exactly as a scored run would (same boxes, flip test, rescoring, OKS-NMS) and
+    says they are not scored; training refuses it as validation data, naming the file."""
+    from gtpt.assets import DEMO_WEIGHTS
+    from gtpt.cli import main
+    from gtpt.engine.experiment import ConfigError
+    from gtpt.engine.trainer import Trainer
+    gt = json.loads((MINI_SAMPLE / "person_keypoints.json").read_text())
+    dets = []
+    for a in (a for a in gt["annotations"] if a["num_keypoints"] > 0):   # each person, and a near copy
+        x, y, w, h = a["bbox"]
+        dets += [{"image_id": a["image_id"], "category_id": 1, "bbox": [x, y, w, h], "score": 0.9},
+                 {"image_id": a["image_id"], "category_id": 1, "bbox": [x + 2, y + 2, w, h], "score": 0.5}]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    info = tmp_path / "image_info.json"
+    info.write_text(json.dumps({"images": gt["images"], "categories": gt["categories"]}))
+    images = MINI_SAMPLE / "images"
+    results = {}
+    for name, ann in (("scored", MINI_SAMPLE / "person_keypoints.json"), ("info", info)):
+        out = tmp_path / f"{name}.json"
+        rc = main(["eval", TINY, "--checkpoint", str(DEMO_WEIGHTS), "--boxes", str(tmp_path / "dets.json"),
+                   "--out", str(out), "--opt", *data_opts((ann, images), (ann, images))])
+        printed = capsys.readouterr().out
+        assert rc == 0 and ("not scored" in printed) == (name == "info") and ("AP" in printed.split()) == (name == "scored")
+        results[name] = json.loads(out.read_text())
+    assert results["info"] == results["scored"]
+    assert 14 <= len(results["info"]) < len(dets)   # OKS-NMS dropped near copies
+    exp = load_experiment(TINY, data_opts((MINI_SAMPLE / "person_keypoints.json", images), (info, images)),
+                          output_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="image_info.json .data.val_ann. has no keypoint annotations"):
+        Trainer(exp, device="cpu")

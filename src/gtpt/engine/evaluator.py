@@ -24,7 +24,7 @@ from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
 from .experiment import Experiment
-from .metrics import coco_keypoint_eval, nms_per_image, rescore, to_coco_results
+from .metrics import coco_keypoint_eval, has_keypoint_ground_truth, nms_per_image, rescore, to_coco_results
 
 
 def build_codec(exp: Experiment) -> SimCCCodec:
@@ -143,7 +143,9 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
     CUDA graphs on a GPU) instead of `model` itself; the first batch of each size compiles.
 
     Every rank must call it (each predicts a shard); rank 0 returns the stats dict
-    (AP, AP50, ..., table, images_per_s, skipped_images, results_file), others None.
+    (AP, AP50, ..., table, images_per_s, skipped_images, results_file, scored), others None.
+    A data.val_ann without annotations (an image-info file such as COCO test-dev's) gives the
+    post-processed results (OKS-NMS, rescoring) unscored: {scored: False, results, results_file, ...}.
     """
     ev = exp.eval
     flip = ev.flip_test if flip is None else flip
@@ -177,9 +179,14 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
         tmp = out_json.with_name(out_json.name + ".tmp")
         tmp.write_text(json.dumps(results))
         os.replace(tmp, out_json)
-    stats = coco_keypoint_eval(exp.data.val_ann, results, spec)
-    stats.update(images_per_s=len(people) / max(elapsed, 1e-9), skipped_images=len(skipped),
-                 results_file=str(out_json) if out_json else None, num_results=len(results))
+    run = dict(images_per_s=len(people) / max(elapsed, 1e-9), skipped_images=len(skipped),
+               results_file=str(out_json) if out_json else None, num_results=len(results))
+    if not has_keypoint_ground_truth(exp.data.val_ann):   # e.g. COCO test-dev: results for submission
+        if verbose:
+            print(f"{exp.data.val_ann} has no keypoint annotations (an image-info file): {len(results)} "
+                  f"results for {len(people)} boxes, post-processed as for scoring, not scored", flush=True)
+        return {"scored": False, "results": results, **run}
+    stats = {"scored": True, **coco_keypoint_eval(exp.data.val_ann, results, spec), **run}
     if verbose:
         runs = f" ({model.path.name}, onnxruntime)" if onnx else ""
         print_table(stats, f"{exp.model.name}{runs} on {exp.data.val_ann} ({len(people)} boxes, "

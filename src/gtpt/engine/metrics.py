@@ -166,6 +166,13 @@ def _load_gt(gt_json_path) -> dict:
     return data
 
 
+def has_keypoint_ground_truth(gt_json_path) -> bool:
+    """Whether a COCO json holds annotations to score against (an image-info file, such as COCO
+    test-dev's image_info_test-dev2017.json, lists only the images)."""
+    from gtpt.data.coco import read_json
+    return bool(read_json(gt_json_path).get("annotations"))
+
+
 def _check_results(results: list[dict], gt: dict, gt_path) -> None:
     ids = {img["id"] for img in gt["images"]}
     for i, r in enumerate(results):
@@ -287,5 +294,5 @@ def wholebody_keypoint_eval(gt_json_path, results: list[dict], spec: KeypointSpe
 
 
 __all__ = ["rescore", "oks_iou", "oks_nms", "nms_per_image", "to_coco_results",
-           "coco_keypoint_eval", "wholebody_keypoint_eval", "format_table", "STAT_NAMES",
+           "coco_keypoint_eval", "has_keypoint_ground_truth", "wholebody_keypoint_eval", "format_table", "STAT_NAMES",
            "WHOLEBODY_SUBSETS"]

@@ -34,6 +34,7 @@ from . import distributed as du
 from .batching import build_loader
 from .ema import ModelEma, unwrap_model
 from .evaluator import build_codec, build_val_dataset, evaluate
+from .metrics import has_keypoint_ground_truth
 from .experiment import ConfigError, Experiment
 from .logger import MetricsLogger
 from .loss import GlobalPerceivedLoss
@@ -91,6 +92,9 @@ class Trainer:
             raise ValueError(f"{exp.data.train_ann}: {len(self.train_set)} training samples, fewer than one "
                              f"global batch ({t.batch_size} per device x {self.world} x {t.accum_steps} "
                              f"accumulated = {global_batch})")
+        if exp.data.val_ann and not has_keypoint_ground_truth(exp.data.val_ann):
+            raise ConfigError(f"{exp.data.val_ann} (data.val_ann) has no keypoint annotations: validation "
+                              f"needs ground truth (`gtpt eval` writes unscored results for such a file)")
         self.val_set = build_val_dataset(exp) if exp.data.val_ann else None
 
         model = build_model(exp.model)
