@@ -1,5 +1,6 @@
-"""What the network is trained on, drawn: `draw_training_batch`, `gtpt browse` and the training run's
-train_batch0.jpg (tested in test_trainer.py), on the real photos of tests/data/mini_sample."""
+"""Crops as the network sees them, drawn: `draw_training_batch` (targets), `draw_crop_mosaic`
+(predictions), `gtpt browse`, and a training run's train_batch0.jpg / val_batch0_pred.jpg (checked in
+test_trainer.py), on the real photos of tests/data/mini_sample."""
 import shutil
 
 import cv2
@@ -10,7 +11,7 @@ from gtpt.codec import SimCCCodec
 from gtpt.data.coco import load_coco_records
 from gtpt.data.dataset import TopDownDataset
 from gtpt.engine.batching import SkipBadImages, collate_skipping
-from gtpt.inference.draw import draw_training_batch
+from gtpt.inference.draw import DRAW_KPT_THR, draw_crop_mosaic, draw_training_batch
 from gtpt.keypoints import PART_COLOURS, get_keypoint_spec
 from tests.engine_helpers import TINY
 from tests.helpers import MINI_SAMPLE
@@ -96,3 +97,21 @@ def test_browse_command(tmp_path, capsys):
     assert rc == 1 and f"--start 99: the train split has {len(people)} people" in capsys.readouterr().out
     rc = main(["browse", TINY, "--opt", f"data.train_ann={tmp_path / 'missing.json'}"])
     assert rc == 1 and "missing.json" in capsys.readouterr().out
+
+
+def test_predicted_joints_are_drawn_above_the_score_threshold():
+    """`draw_crop_mosaic` (the validation picture): joints scoring above DRAW_KPT_THR are drawn, a
+    crop whose joints all score below it stays as it was (but for its caption)."""
+    batch, _ = _batch(False, range(2))
+    joints = np.zeros((2, 17, 3))
+    joints[..., 0], joints[..., 1] = np.linspace(20, 170, 17), 100
+    joints[0, :, 2], joints[1, :, 2] = 2 * DRAW_KPT_THR, DRAW_KPT_THR / 2
+    mosaic = draw_crop_mosaic(batch["image"], joints, ["drawn", "not drawn"])
+    crops = [batch["image"][i].permute(1, 2, 0).numpy()[:, :, ::-1] for i in range(2)]
+    tiles = mosaic[:, :192], mosaic[:, 192:]
+    spec = get_keypoint_spec(17)
+    for k in range(17):
+        colour = PART_COLOURS[spec.joint_parts[k]][::-1]
+        x, y = int(joints[0, k, 0]), int(joints[0, k, 1])
+        assert tuple(int(v) for v in tiles[0][y, x]) == colour, k
+    assert np.array_equal(tiles[1][:230], crops[1][:230]) and not np.array_equal(tiles[0][:230], crops[0][:230])

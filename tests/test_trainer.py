@@ -45,6 +45,8 @@ def test_train_then_evaluate_body_with_unreadable_images(tmp_path):
     # the first batch as the network saw it (test_browse.py checks what the tiles show)
     first = cv2.imread(str(out / "train_batch0.jpg"))
     assert first is not None and first.shape[0] == 256 and first.shape[1] in (192, 384) and first.std() > 10
+    pred = cv2.imread(str(out / "val_batch0_pred.jpg"))   # 2 validation people, predicted joints drawn
+    assert pred is not None and pred.shape == (256, 384, 3)
     meta = read_model_metadata(out / "best.safetensors")
     assert json.loads(meta["epoch"]) == 1 and json.loads(meta["AP"]) == pytest.approx(ap)
     # the final model is the EMA copy stored in last.ckpt, and it differs from the live weights

@@ -12,7 +12,8 @@ EPILOG = """examples:
 
 output_dir holds config.yaml, last.ckpt (resume state), best.safetensors (EMA weights with the
 best validation AP), model.safetensors (final EMA weights), metrics.csv, curves.png and
-train_batch0.jpg (the first batch as the network sees it; `gtpt browse` draws more).
+train_batch0.jpg (the first batch as the network sees it; `gtpt browse` draws more) and
+val_batch0_pred.jpg (the latest validation's first crops with their predicted joints).
 --print-config shows every setting, defaults included, as the run would use it (after --opt)."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -62,13 +63,14 @@ def _autocast(device: torch.device, amp: str):
 @torch.no_grad()
 def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, shift: bool = True,
             device=torch.device("cpu"), amp: str = "none", channels_last: bool = True,
-            micro_batch: Optional[int] = None, forward=None):
+            micro_batch: Optional[int] = None, forward=None, picture=None):
     """Run the model over a loader of validation batches.
 
     model: a GTPT (put in eval mode) or an `OnnxRunner` (an exported graph, float32 numpy in).
     channels_last: the input layout (the fast one for convolutions on CPUs and GPUs); micro_batch:
     images per forward (`in_micro_batches`). Neither changes the logits. forward: what runs a batch
-    instead of `model` (e.g. `deployment_forward`'s compiled one).
+    instead of `model` (e.g. `deployment_forward`'s compiled one). picture: a path: the first batch's
+    crops (up to 16) with their predicted joints are drawn there (`draw_crop_mosaic`).
 
     Returns (people, skipped): people are dicts with image_id, keypoints [K, 3] (image x, y,
     joint score), score (box score), area (box area from scale, as the reference), center, scale.
@@ -96,6 +98,9 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
             lx, ly = codec.merge_flip(lx[:b], ly[:b], lx[b:], ly[b:], flip_index, shift=shift)
         coords, scores = codec.decode(lx, ly)
         meta = batch["meta"]
+        if picture is not None:
+            _write_predictions_picture(picture, batch["image"], coords, scores, meta["image_id"])
+            picture = None
         center, scale = meta["center"].double(), meta["scale"].double()
         xy = codec.to_image(coords.cpu().double(), center, scale).numpy()
         scores = scores.cpu().numpy()
@@ -108,6 +113,18 @@ def predict(model, loader, codec: SimCCCodec, flip_index, *, flip: bool = True, 
                 "center": center[i].numpy(), "scale": scale[i].numpy(),
             })
     return people, skipped
+
+
+def _write_predictions_picture(path, images, coords, scores, image_ids, n: int = 16) -> None:
+    """The first n crops with their predicted joints (ultralytics' val_batch*_pred.jpg); a failed
+    write only warns."""
+    import cv2
+
+    from ..inference.draw import draw_crop_mosaic
+    joints = torch.cat([coords[:n], scores[:n, :, None]], -1).cpu().numpy()
+    mosaic = draw_crop_mosaic(images[:n], joints, [f"image {int(i)}" for i in image_ids[:n]])
+    if not cv2.imwrite(str(path), mosaic):
+        warnings.warn(f"{path}: could not be written", stacklevel=2)
 
 
 def postprocess(people: list, spec, kpt_thr: float = 0.01, nms_thr: float = 0.9) -> list:
@@ -135,12 +152,13 @@ def print_table(stats: dict, title: str = "") -> str:
 
 def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.device("cpu"),
              flip: Optional[bool] = None, out_json=None, workers: Optional[int] = None,
-             verbose: bool = True, compile: bool = False) -> Optional[dict]:
+             verbose: bool = True, compile: bool = False, picture=None) -> Optional[dict]:
     """Score `model` (eval mode, e.g. the EMA copy; or an `OnnxRunner` over an exported graph) on
     `dataset` against data.val_ann.
 
     compile: run a compiled deployment copy (`deployment_forward`: BatchNorm folded, channels-last,
     CUDA graphs on a GPU) instead of `model` itself; the first batch of each size compiles.
+    picture: where rank 0 draws its first batch's crops with their predicted joints.
 
     Every rank must call it (each predicts a shard); rank 0 returns the stats dict
     (AP, AP50, ..., table, images_per_s, skipped_images, results_file, scored), others None.
@@ -165,7 +183,8 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
                               shift=ev.shift, device=device, amp=ev.amp,
                               # on a GPU the layout follows the trained model's (train.channels_last)
                               channels_last=compile or exp.train.channels_last or device.type == "cpu",
-                              micro_batch=None if onnx else default_micro_batch(device), forward=forward)
+                              micro_batch=None if onnx else default_micro_batch(device), forward=forward,
+                              picture=picture if du.is_main() else None)
     elapsed = time.perf_counter() - t0
     gathered = du.all_gather_objects((people, skipped))
     if not du.is_main():

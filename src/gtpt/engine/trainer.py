@@ -8,7 +8,8 @@ and resumed from last.ckpt therefore ends with the same weights as an uninterrup
 Files in output_dir: config.yaml (resolved config), last.ckpt (resume state, atomic),
 best.safetensors (EMA weights with the best validation AP), model.safetensors (final EMA),
 metrics.csv, curves.png, tensorboard/ (if importable), train_batch0.jpg (the run's first batch as
-the network sees it: augmented crops with their targets' joints, `draw_training_batch`).
+the network sees it: augmented crops with their targets' joints, `draw_training_batch`),
+val_batch0_pred.jpg (the latest validation's first crops with the EMA model's predicted joints).
 """
 from __future__ import annotations
 
@@ -425,7 +426,8 @@ class Trainer:
             if self.ema is not None:
                 du.broadcast_module_state(self.ema.module)   # every rank scores rank 0's EMA
             stats = evaluate(self.eval_model(), self.val_set, self.exp, device=self.device,
-                             out_json=self.out / "val_results.json", verbose=du.is_main())
+                             out_json=self.out / "val_results.json", verbose=du.is_main(),
+                             picture=self.out / "val_batch0_pred.jpg")
             self.net.train()
         self.scheduler.step()
         self.elapsed_s += train_time_s + (time.perf_counter() - t_eval)

@@ -200,6 +200,30 @@ def draw_pruning(image: np.ndarray, box, trace: dict, input_size=(256, 192), gri
 
 
 # ------------------------------------------------------------------ training samples
+def draw_crop_mosaic(images, joints: np.ndarray, captions: Sequence[str], kpt_thr: float = DRAW_KPT_THR,
+                     cols: int = 4) -> np.ndarray:
+    """Network input crops with joints drawn, as a BGR mosaic of ceil(n / cols) x min(n, cols) tiles.
+
+    images: [n,3,H,W] uint8 RGB (a collated `TopDownDataset` batch's `image`); joints: [n,K,3] =
+    (x, y, score) in input pixels, drawn where score > kpt_thr; captions: n strings, one per tile.
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("draw_crop_mosaic: no images")
+    h, w = images.shape[2:]
+    cols = min(cols, n)
+    mosaic = np.zeros((-(-n // cols) * h, cols * w, 3), np.uint8)
+    for i in range(n):
+        crop = np.ascontiguousarray(images[i].permute(1, 2, 0).numpy()[:, :, ::-1])
+        tile = draw_poses(crop, [Person(np.zeros(4), 1.0, joints[i], 1.0)], kpt_thr=kpt_thr, draw_boxes=False)
+        (tw, th), _ = cv2.getTextSize(captions[i], FONT, 0.4, 1)
+        cv2.rectangle(tile, (0, h - th - 10), (tw + 8, h), (30, 30, 30), -1)   # legible on any crop
+        cv2.putText(tile, captions[i], (4, h - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        r, c = divmod(i, cols)
+        mosaic[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
+    return mosaic
+
+
 def draw_training_batch(batch: dict, codec, max_images: int = 16, cols: int = 4) -> np.ndarray:
     """A mosaic of what the network is trained on: the crops of a collated `TopDownDataset` batch
     (after augmentation) with the joints their SA-SimCC targets encode, decoded back (joints without
@@ -207,8 +231,8 @@ def draw_training_batch(batch: dict, codec, max_images: int = 16, cols: int = 4)
     shows as swapped left/right colours, a wrong codec as joints off the person.
 
     batch: image [B,3,H,W] uint8 RGB, target_x [B,K,Wx], target_y [B,K,Wy], target_weight [B,K],
-    meta {image_id [B], flipped [B], rotation [B]}. Returns a BGR uint8 image of
-    ceil(n / cols) x min(n, cols) tiles, n = min(B, max_images).
+    meta {image_id [B], flipped [B], rotation [B]}. Returns `draw_crop_mosaic`'s picture of the
+    first min(B, max_images).
     """
     n = min(int(batch["image"].shape[0]), max_images)
     if n == 0:
@@ -216,20 +240,12 @@ def draw_training_batch(batch: dict, codec, max_images: int = 16, cols: int = 4)
     coords, _ = codec.decode(batch["target_x"][:n], batch["target_y"][:n])   # argmax of each target
     joints = np.concatenate([coords.numpy(), batch["target_weight"][:n, :, None].numpy()], axis=2)
     meta = batch["meta"]
-    h, w = batch["image"].shape[2:]
-    cols = min(cols, n)
-    mosaic = np.zeros((-(-n // cols) * h, cols * w, 3), np.uint8)
+    captions = []
     for i in range(n):
-        crop = np.ascontiguousarray(batch["image"][i].permute(1, 2, 0).numpy()[:, :, ::-1])
-        tile = draw_poses(crop, [Person(np.zeros(4), 1.0, joints[i], 1.0)], kpt_thr=0.5, draw_boxes=False)
-        caption = f"image {int(meta['image_id'][i])}" + " flip" * bool(meta["flipped"][i])
-        caption += f" rot {float(meta['rotation'][i]):+.0f}" if float(meta["rotation"][i]) else ""
-        (tw, th), _ = cv2.getTextSize(caption, FONT, 0.4, 1)
-        cv2.rectangle(tile, (0, h - th - 10), (tw + 8, h), (30, 30, 30), -1)   # legible on any crop
-        cv2.putText(tile, caption, (4, h - 5), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-        r, c = divmod(i, cols)
-        mosaic[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
-    return mosaic
+        rot = float(meta["rotation"][i])
+        captions.append(f"image {int(meta['image_id'][i])}" + " flip" * bool(meta["flipped"][i])
+                        + (f" rot {rot:+.0f}" if rot else ""))
+    return draw_crop_mosaic(batch["image"][:n], joints, captions, kpt_thr=0.5, cols=cols)
 
 
-__all__ = ["draw_poses", "draw_pruning", "draw_training_batch", "pruning_panels", "pruning_stages", "GROUP_NAMES"]
+__all__ = ["draw_poses", "draw_pruning", "draw_crop_mosaic", "draw_training_batch", "pruning_panels", "pruning_stages", "GROUP_NAMES"]
