@@ -11,11 +11,14 @@ EPILOG = """examples:
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint pose_gtpt_t_human.pth --gt-boxes
   torchrun --nproc-per-node=4 -m gtpt eval configs/gtpt_b_wholebody.yaml --checkpoint last.ckpt
   gtpt eval configs/gtpt_t_coco.yaml --checkpoint gtpt_t_int8.onnx   # the graph you deploy
+  gtpt eval configs/gtpt_t_coco.yaml --checkpoint W.safetensors --boxes test-dev-dets.json \\
+      --opt data.val_ann=image_info_test-dev2017.json data.val_images=test2017   # unscored, for submission
 
 FILE may be a .safetensors written by this package, a training .ckpt (its EMA weights are used),
 an official .pth checkpoint (EMA weights, mapped by the preset named in the config) or an .onnx
 graph from `gtpt export` (float32 or --int8; run by onnxruntime with the keep rates it was exported
-with)."""
+with). A data.val_ann without annotations (an image-info file) gives the results, post-processed as
+for scoring, without scores."""
 
 
 def add_arguments(p):
