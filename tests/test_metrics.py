@@ -79,6 +79,14 @@ def test_body_ap_perfect_and_shifted(tmp_path):
         assert got[name] == pytest.approx(v, abs=1e-12), name
     with pytest.raises(ValueError, match="image_id 99"):
         coco_keypoint_eval(gt_path, [dict(res[0], image_id=99)], spec)
+    # an image-info file (COCO test-dev's kind): nothing to score against, for body and whole-body
+    info = tmp_path / "image_info.json"
+    info.write_text(json.dumps({"images": gt["images"], "categories": gt["categories"]}))
+    assert coco_keypoint_eval(info, res, spec) is None
+    assert coco_keypoint_eval(info, [], get_keypoint_spec(133)) is None
+    info.write_text(json.dumps({"images": gt["images"]}))
+    with pytest.raises(ValueError, match="ground truth lacks 'categories'"):
+        coco_keypoint_eval(info, res, spec)
 
 
 def _wholebody_case(tmp_path):

@@ -25,7 +25,7 @@ from ..keypoints import get_keypoint_spec
 from . import distributed as du
 from .batching import build_loader
 from .experiment import Experiment
-from .metrics import coco_keypoint_eval, has_keypoint_ground_truth, nms_per_image, rescore, to_coco_results
+from .metrics import coco_keypoint_eval, nms_per_image, rescore, to_coco_results
 
 
 def build_codec(exp: Experiment) -> SimCCCodec:
@@ -200,12 +200,13 @@ def evaluate(model, dataset: TopDownDataset, exp: Experiment, *, device=torch.de
         os.replace(tmp, out_json)
     run = dict(images_per_s=len(people) / max(elapsed, 1e-9), skipped_images=len(skipped),
                results_file=str(out_json) if out_json else None, num_results=len(results))
-    if not has_keypoint_ground_truth(exp.data.val_ann):   # e.g. COCO test-dev: results for submission
+    scores = coco_keypoint_eval(exp.data.val_ann, results, spec)
+    if scores is None:   # an image-info json, e.g. COCO test-dev's: results for submission
         if verbose:
             print(f"{exp.data.val_ann} has no keypoint annotations (an image-info file): {len(results)} "
                   f"results for {len(people)} boxes, post-processed as for scoring, not scored", flush=True)
         return {"scored": False, "results": results, **run}
-    stats = {"scored": True, **coco_keypoint_eval(exp.data.val_ann, results, spec), **run}
+    stats = {"scored": True, **scores, **run}
     if verbose:
         runs = f" ({model.path.name}, onnxruntime)" if onnx else ""
         print_table(stats, f"{exp.model.name}{runs} on {exp.data.val_ann} ({len(people)} boxes, "

@@ -18,6 +18,7 @@ import copy
 import io
 import os
 from collections import defaultdict
+from typing import Optional
 
 import numpy as np
 
@@ -158,11 +159,13 @@ def _run_cocoeval(coco_gt, coco_dt, sigmas) -> dict:
 
 
 def _load_gt(gt_json_path) -> dict:
+    """The ground-truth json; an image-info file (no 'annotations') gets an empty list."""
     from gtpt.data.coco import read_json   # shared json reading with clear errors
     data = read_json(gt_json_path)
-    for key in ("images", "annotations", "categories"):
+    for key in ("images", "categories"):
         if key not in data:
             raise ValueError(f"{gt_json_path}: ground truth lacks '{key}'")
+    data.setdefault("annotations", [])
     return data
 
 
@@ -194,11 +197,15 @@ def coco_keypoint_eval(gt_json_path, results: list[dict], spec: KeypointSpec) ->
 
     Body / generic K: pycocotools COCOeval('keypoints') with spec.sigmas. Whole-body (133):
     the six subsets (see `wholebody_keypoint_eval`) with the whole-body numbers as the
-    top-level AP/AR. Returns {AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl, table}.
+    top-level AP/AR. Returns {AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl, table}, or None
+    when the json lists images but no annotations (an image-info file such as COCO test-dev's):
+    there is nothing to score against.
     """
-    if spec.num_joints == 133:
-        return wholebody_keypoint_eval(gt_json_path, results, spec)
     gt = _load_gt(gt_json_path)
+    if not gt["annotations"]:
+        return None
+    if spec.num_joints == 133:
+        return wholebody_keypoint_eval(gt_json_path, results, spec, gt=gt)
     _check_results(results, gt, gt_json_path)
     res = []
     for i, r in enumerate(results):
@@ -229,13 +236,15 @@ def _part_points(obj: dict, name: str, fld: str, ranges: dict, where: str) -> li
     return list(obj[fld])
 
 
-def wholebody_keypoint_eval(gt_json_path, results: list[dict], spec: KeypointSpec) -> dict:
+def wholebody_keypoint_eval(gt_json_path, results: list[dict], spec: KeypointSpec,
+                            gt: Optional[dict] = None) -> dict:
     """COCO-WholeBody AP/AR on body, foot, face, lefthand, righthand and wholebody subsets.
 
     Matches xtcocotools COCOeval(gt, dt, 'keypoints_<part>', part sigmas, use_area=True).
-    Returns {subsets: {name: stats}, <AP..ARl of wholebody>, <name>_AP / <name>_AR, table}.
+    gt: the json's content when already read. Returns {subsets: {name: stats}, <AP..ARl of
+    wholebody>, <name>_AP / <name>_AR, table}.
     """
-    gt = _load_gt(gt_json_path)
+    gt = gt if gt is not None else _load_gt(gt_json_path)
     _check_results(results, gt, gt_json_path)
     ranges = _part_ranges(spec)
     ranges["wholebody"] = (0, 133)
