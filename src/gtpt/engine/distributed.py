@@ -11,6 +11,7 @@ global size, and a resumed run can start at any batch of an epoch.
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 from typing import Iterator, Optional
 
@@ -119,7 +120,12 @@ def broadcast_module_state(module: torch.nn.Module, src: int = 0) -> None:
 
 
 def cleanup() -> None:
+    """Leave the process group. The short sleep first releases the GIL so that gloo's worker thread
+    can drop its last finished work (whose tensors need the GIL to be freed): torch 2.3's
+    ProcessGroupGloo teardown joins that thread while holding the GIL, and about one run in three
+    deadlocked there (seen with gdb: the join against a TensorImpl destructor waiting for the GIL)."""
     if is_dist():
+        time.sleep(0.1)
         dist.destroy_process_group()
 
 
