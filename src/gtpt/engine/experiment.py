@@ -30,6 +30,9 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message names the key and the source."""
 
 
+AMP_MODES = ("none", "bf16", "fp16")   # train.amp / eval.amp: autocast dtype (fp16 training adds a GradScaler)
+
+
 @dataclass
 class DataConfig:
     """Where the data lives and how it is read. Paths are relative to the working directory."""
@@ -85,7 +88,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.milestones = tuple(int(m) for m in self.milestones)
-        if self.amp not in ("none", "bf16", "fp16"):
+        if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be none, bf16 or fp16, got {self.amp!r}")
         for name in ("epochs", "batch_size", "accum_steps"):
             if getattr(self, name) < 1:
@@ -111,7 +114,7 @@ class EvalConfig:
     amp: str = "none"                     # none | bf16 | fp16 autocast (`gtpt eval --precision`)
 
     def __post_init__(self):
-        if self.amp not in ("none", "bf16", "fp16"):
+        if self.amp not in AMP_MODES:
             raise ConfigError(f"eval.amp must be none, bf16 or fp16, got {self.amp!r}")
         if self.batch_size < 1:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
